@@ -1,0 +1,50 @@
+//! One module per vector backend, each implementing [`crate::simd::SimdF32`], plus
+//! the macro that stamps out a backend's entry points.
+
+pub(crate) mod portable;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;
+
+/// Defines a backend's entry points: the generic kernels monomorphized for one vector
+/// type, compiled with that backend's target features (the only functions that carry
+/// `#[target_feature]`; everything below them is `#[inline(always)]`).
+macro_rules! entry_points {
+    ($V:ty $(, $feature:literal)?) => {
+        use crate::simd::kernel::{self, Coeffs, Mode, TargetScan, Unary};
+
+        /// The focal loss kernel; see [`kernel::focal`].
+        ///
+        /// # Safety
+        /// The CPU must support this backend's target features.
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) unsafe fn focal(
+            mode: Mode,
+            soft: u8,
+            c: &Coeffs,
+            x: &[f32],
+            t: &[f32],
+            out: &mut [f32],
+        ) -> f64 {
+            kernel::focal_dispatch::<$V>(mode, soft, c, x, t, out)
+        }
+
+        /// The target scan; see [`kernel::scan_targets`].
+        ///
+        /// # Safety
+        /// The CPU must support this backend's target features.
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) unsafe fn scan(t: &[f32]) -> TargetScan {
+            kernel::scan_targets::<$V>(t)
+        }
+
+        /// An elementwise building block; see [`kernel::unary`].
+        ///
+        /// # Safety
+        /// The CPU must support this backend's target features.
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) unsafe fn unary(op: Unary, x: &[f32], out: &mut [f32]) {
+            kernel::unary::<$V>(op, x, out)
+        }
+    };
+}
+pub(crate) use entry_points;

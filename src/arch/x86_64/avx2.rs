@@ -1,0 +1,174 @@
+//! AVX2 + FMA backend: `__m256`, 8 lanes, masked loads and stores for the tail.
+
+use core::arch::x86_64::*;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::scalar::ROUND_SHIFTER;
+use crate::simd::{SimdF32, MAX_LANES};
+
+/// Eight f32 lanes in a ymm register.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2F32(__m256);
+
+macro_rules! binop {
+    ($tr:ident, $f:ident, $intr:ident) => {
+        impl $tr for Avx2F32 {
+            type Output = Self;
+            #[inline(always)]
+            fn $f(self, b: Self) -> Self {
+                // SAFETY: Avx2F32 values only exist inside AVX2 entry points (trait
+                // contract of SimdF32), so AVX is enabled on this CPU.
+                Avx2F32(unsafe { $intr(self.0, b.0) })
+            }
+        }
+    };
+}
+binop!(Add, add, _mm256_add_ps);
+binop!(Sub, sub, _mm256_sub_ps);
+binop!(Mul, mul, _mm256_mul_ps);
+binop!(Div, div, _mm256_div_ps);
+
+impl Neg for Avx2F32 {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        // SAFETY: see `binop!`.
+        Avx2F32(unsafe { _mm256_xor_ps(self.0, _mm256_set1_ps(-0.0)) })
+    }
+}
+
+/// Lane mask for the first `n` (< 8) lanes.
+#[inline(always)]
+fn first_lanes(n: usize) -> __m256i {
+    // SAFETY: see `binop!`.
+    unsafe {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx)
+    }
+}
+
+// SAFETY: every method uses AVX/AVX2/FMA intrinsics only, and values are only created
+// in entry points compiled with `avx2,fma` and entered after detection.
+unsafe impl SimdF32 for Avx2F32 {
+    type Mask = __m256;
+    const LANES: usize = 8;
+    const FUSED_MUL_ADD: bool = true;
+
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        // SAFETY: see the impl.
+        Avx2F32(unsafe { _mm256_set1_ps(v) })
+    }
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees 8 readable f32; loadu has no alignment need.
+        Avx2F32(unsafe { _mm256_loadu_ps(ptr) })
+    }
+    #[inline(always)]
+    unsafe fn load_partial(ptr: *const f32, n: usize, fill: f32) -> Self {
+        // SAFETY: maskload reads only the first n lanes (faults are suppressed for
+        // the others); the caller guarantees those n are readable.
+        unsafe {
+            let m = first_lanes(n);
+            let v = _mm256_maskload_ps(ptr, m);
+            Avx2F32(_mm256_blendv_ps(
+                _mm256_set1_ps(fill),
+                v,
+                _mm256_castsi256_ps(m),
+            ))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees 8 writable f32.
+        unsafe { _mm256_storeu_ps(ptr, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, ptr: *mut f32, n: usize) {
+        // SAFETY: maskstore writes only the first n lanes, which the caller
+        // guarantees are writable.
+        unsafe { _mm256_maskstore_ps(ptr, first_lanes(n), self.0) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: see the impl (fma is part of this backend's features).
+        Avx2F32(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: see the impl.
+        Avx2F32(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
+    }
+    #[inline(always)]
+    fn lt(self, b: Self) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn le(self, b: Self) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_cmp_ps::<_CMP_LE_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn eq(self, b: Self) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn select(m: __m256, a: Self, b: Self) -> Self {
+        // SAFETY: see the impl.
+        Avx2F32(unsafe { _mm256_blendv_ps(b.0, a.0, m) })
+    }
+    #[inline(always)]
+    fn and(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_and_ps(a, b) }
+    }
+    #[inline(always)]
+    fn or(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_or_ps(a, b) }
+    }
+    #[inline(always)]
+    fn bitmask(m: __m256) -> u32 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_movemask_ps(m) as u32 }
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: see the impl.
+        Avx2F32(unsafe {
+            _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)
+        })
+    }
+    #[inline(always)]
+    fn exponent(self) -> Self {
+        // SAFETY: see the impl.
+        unsafe {
+            let e = _mm256_or_si256(
+                _mm256_srli_epi32::<23>(_mm256_castps_si256(self.0)),
+                _mm256_set1_epi32(0x4B00_0000),
+            );
+            Avx2F32(_mm256_sub_ps(
+                _mm256_castsi256_ps(e),
+                _mm256_set1_ps(8_388_735.0),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        // SAFETY: see the impl.
+        unsafe {
+            let b = _mm256_castps_si256(_mm256_add_ps(self.0, _mm256_set1_ps(ROUND_SHIFTER)));
+            let b = _mm256_add_epi32(b, _mm256_set1_epi32(127));
+            Avx2F32(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(b)))
+        }
+    }
+    #[inline(always)]
+    fn to_array(self) -> [f32; MAX_LANES] {
+        let mut a = [0.0; MAX_LANES];
+        // SAFETY: a has room for 8 f32.
+        unsafe { _mm256_storeu_ps(a.as_mut_ptr(), self.0) };
+        a
+    }
+}

@@ -1,0 +1,163 @@
+//! AVX-512 (F) backend: `__m512`, 16 lanes, mask registers for selects and tails.
+
+use core::arch::x86_64::*;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+use crate::simd::{SimdF32, MAX_LANES};
+
+/// Sixteen f32 lanes in a zmm register.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512F32(__m512);
+
+macro_rules! binop {
+    ($tr:ident, $f:ident, $intr:ident) => {
+        impl $tr for Avx512F32 {
+            type Output = Self;
+            #[inline(always)]
+            fn $f(self, b: Self) -> Self {
+                // SAFETY: Avx512F32 values only exist inside AVX-512 entry points
+                // (trait contract of SimdF32), so avx512f is enabled on this CPU.
+                Avx512F32(unsafe { $intr(self.0, b.0) })
+            }
+        }
+    };
+}
+binop!(Add, add, _mm512_add_ps);
+binop!(Sub, sub, _mm512_sub_ps);
+binop!(Mul, mul, _mm512_mul_ps);
+binop!(Div, div, _mm512_div_ps);
+
+impl Neg for Avx512F32 {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        // SAFETY: see `binop!`.
+        Avx512F32(unsafe {
+            _mm512_castsi512_ps(_mm512_xor_si512(
+                _mm512_castps_si512(self.0),
+                _mm512_set1_epi32(i32::MIN),
+            ))
+        })
+    }
+}
+
+/// Mask of the first `n` (< 16) lanes.
+#[inline(always)]
+fn first_lanes(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+// SAFETY: every method uses AVX-512F intrinsics only, and values are only created in
+// entry points compiled with `avx512f` and entered after detection.
+unsafe impl SimdF32 for Avx512F32 {
+    type Mask = __mmask16;
+    const LANES: usize = 16;
+    const FUSED_MUL_ADD: bool = true;
+
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        // SAFETY: see the impl.
+        Avx512F32(unsafe { _mm512_set1_ps(v) })
+    }
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees 16 readable f32; loadu has no alignment need.
+        Avx512F32(unsafe { _mm512_loadu_ps(ptr) })
+    }
+    #[inline(always)]
+    unsafe fn load_partial(ptr: *const f32, n: usize, fill: f32) -> Self {
+        // SAFETY: a masked load reads only the first n lanes (faults suppressed on
+        // the rest); the caller guarantees those are readable.
+        Avx512F32(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(fill), first_lanes(n), ptr) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut f32) {
+        // SAFETY: the caller guarantees 16 writable f32.
+        unsafe { _mm512_storeu_ps(ptr, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, ptr: *mut f32, n: usize) {
+        // SAFETY: a masked store writes only the first n lanes, which the caller
+        // guarantees are writable.
+        unsafe { _mm512_mask_storeu_ps(ptr, first_lanes(n), self.0) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: see the impl.
+        Avx512F32(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: see the impl.
+        Avx512F32(unsafe { _mm512_abs_ps(self.0) })
+    }
+    #[inline(always)]
+    fn lt(self, b: Self) -> __mmask16 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn le(self, b: Self) -> __mmask16 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LE_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn eq(self, b: Self) -> __mmask16 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    fn select(m: __mmask16, a: Self, b: Self) -> Self {
+        // SAFETY: see the impl.
+        Avx512F32(unsafe { _mm512_mask_blend_ps(m, b.0, a.0) })
+    }
+    #[inline(always)]
+    fn and(a: __mmask16, b: __mmask16) -> __mmask16 {
+        a & b
+    }
+    #[inline(always)]
+    fn or(a: __mmask16, b: __mmask16) -> __mmask16 {
+        a | b
+    }
+    #[inline(always)]
+    fn bitmask(m: __mmask16) -> u32 {
+        u32::from(m)
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: see the impl.
+        Avx512F32(unsafe {
+            _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)
+        })
+    }
+    #[inline(always)]
+    fn exponent(self) -> Self {
+        // SAFETY: see the impl.
+        unsafe {
+            let e = _mm512_or_si512(
+                _mm512_srli_epi32::<23>(_mm512_castps_si512(self.0)),
+                _mm512_set1_epi32(0x4B00_0000),
+            );
+            Avx512F32(_mm512_sub_ps(
+                _mm512_castsi512_ps(e),
+                _mm512_set1_ps(8_388_735.0),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn pow2i(self) -> Self {
+        // SAFETY: see the impl. cvtps rounds to nearest; the lanes are integers.
+        unsafe {
+            let k = _mm512_cvtps_epi32(self.0);
+            let b = _mm512_add_epi32(k, _mm512_set1_epi32(127));
+            Avx512F32(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(b)))
+        }
+    }
+    #[inline(always)]
+    fn to_array(self) -> [f32; MAX_LANES] {
+        let mut a = [0.0; MAX_LANES];
+        // SAFETY: a has room for 16 f32.
+        unsafe { _mm512_storeu_ps(a.as_mut_ptr(), self.0) };
+        a
+    }
+}

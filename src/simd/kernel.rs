@@ -1,0 +1,466 @@
+//! The focal loss kernels, written once over [`SimdF32`] and monomorphized per
+//! backend, gamma kind and target kind. Formulas: `shared/DESIGN.md` §2.
+//!
+//! The slice drivers take any lengths (they work on the common prefix, so they cannot
+//! read or write out of bounds); the public API has checked the lengths and the
+//! targets before calling them.
+
+use super::math::{
+    exp_hilo, expm1_nonpositive, ln_hilo, logistic, neg_part, pos_part, two_prod_err, two_sum,
+};
+use super::{SimdF32, MAX_LANES};
+
+/// Gamma kinds: 0..=4 are integer powers by multiplication; anything else is
+/// `GENERAL` (`q^n` by multiplication times `q^f` by exp, with `n <= 8`).
+pub(crate) const GENERAL: u32 = u32::MAX;
+
+/// Target kinds of a slice, found by the target scan: only hard (0/1) and ignored
+/// targets, or some soft ones with torchvision's `p_t`, or with the snippet's.
+pub(crate) const HARD: u8 = 0;
+pub(crate) const SOFT_TORCHVISION: u8 = 1;
+pub(crate) const SOFT_EXP_NEG_BCE: u8 = 2;
+
+/// Scalar coefficients of one call, prepared (and rounded once) by the API.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Coeffs {
+    /// gamma.
+    pub gamma: f32,
+    /// Integer part of gamma used by `GENERAL` (`min(floor(gamma), 8)`).
+    pub n: u32,
+    /// `gamma - n`.
+    pub frac: f32,
+    /// alpha_t of the loss for t = 1 and t = 0.
+    pub a_pos: f32,
+    pub a_neg: f32,
+    /// `a_pos - a_neg` (soft targets: `alpha_t = a_neg + t (a_pos - a_neg)`).
+    pub a_diff: f32,
+    /// alpha_t times the reduction's scale, for the gradient (rounded once from f64).
+    pub ga_pos: f32,
+    pub ga_neg: f32,
+    pub ga_diff: f32,
+}
+
+/// What a kernel call writes and returns.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    /// Elementwise loss into `out`.
+    Loss,
+    /// Elementwise gradient into `out`.
+    Grad,
+    /// Sum of the losses, nothing written.
+    Sum,
+    /// Sum of the losses, gradient into `out`.
+    Fused,
+}
+
+struct Splats<V> {
+    one: V,
+    zero: V,
+    gamma: V,
+    frac: V,
+    a_pos: V,
+    a_neg: V,
+    a_diff: V,
+    ga_pos: V,
+    ga_neg: V,
+    ga_diff: V,
+}
+
+impl<V: SimdF32> Splats<V> {
+    #[inline(always)]
+    fn new(c: &Coeffs) -> Self {
+        Splats {
+            one: V::splat(1.0),
+            zero: V::splat(0.0),
+            gamma: V::splat(c.gamma),
+            frac: V::splat(c.frac),
+            a_pos: V::splat(c.a_pos),
+            a_neg: V::splat(c.a_neg),
+            a_diff: V::splat(c.a_diff),
+            ga_pos: V::splat(-c.ga_pos),
+            ga_neg: V::splat(c.ga_neg),
+            ga_diff: V::splat(c.ga_diff),
+        }
+    }
+}
+
+/// `q^n` by binary powering; `n` is the same for every vector of a call.
+#[inline(always)]
+fn powi<V: SimdF32>(q: V, mut n: u32, one: V) -> V {
+    let mut acc = one;
+    let mut b = q;
+    while n > 0 {
+        if n & 1 == 1 {
+            acc = acc * b;
+        }
+        n >>= 1;
+        if n > 0 {
+            b = b * b;
+        }
+    }
+    acc
+}
+
+/// `q^G` for the integer kinds.
+#[inline(always)]
+fn pow_int<V: SimdF32, const G: u32>(q: V, one: V) -> V {
+    match G {
+        0 => one,
+        1 => q,
+        2 => q * q,
+        3 => q * q * q,
+        4 => {
+            let q2 = q * q;
+            q2 * q2
+        }
+        _ => one,
+    }
+}
+
+/// `e^(-(f * (zpos + l)))` where `zpos + l = softplus(z)`, with the product carried
+/// in hi + lo: for |z| ~ 100 the exponent is ~100 and its rounding error alone would
+/// cost hundreds of ULP.
+#[inline(always)]
+fn exp_neg_frac_softplus<V: SimdF32>(f: V, zpos: V, l: V) -> V {
+    let a = f * zpos;
+    let a_lo = two_prod_err(f, zpos, a);
+    let (s, s_err) = two_sum(a, f * l);
+    let lo = a_lo + s_err;
+    // lo is NaN only when zpos is infinite (or Dekker's split overflowed); the result
+    // is then e^-inf = 0 or NaN from NaN input either way.
+    let lo = V::select(lo.eq(lo), lo, V::splat(0.0));
+    exp_hilo(-s, -lo)
+}
+
+/// `q^gamma` for soft targets, `q` in (0, 1]: `q^n * e^(f ln q)`, `ln q` in hi + lo.
+#[inline(always)]
+fn pow_soft<V: SimdF32, const G: u32>(q: V, n: u32, sp: &Splats<V>) -> V {
+    if G != GENERAL {
+        return pow_int::<V, G>(q, sp.one);
+    }
+    let (h, l) = ln_hilo(q);
+    let a = sp.frac * h;
+    let a_lo = two_prod_err(sp.frac, h, a);
+    let (s, s_err) = two_sum(a, sp.frac * l);
+    let r = powi(q, n, sp.one) * exp_hilo(s, a_lo + s_err);
+    V::select(q.eq(sp.zero), sp.zero, r)
+}
+
+/// Loss and gradient (`d loss / d x`, times the reduction's scale) of one vector.
+#[inline(always)]
+fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: V, t: V) -> (V, V) {
+    let lg = logistic(x);
+    let l = lg.e.log1p_unit();
+
+    // Hard targets: z = s x with s = 2t - 1; q = 1 - p_t = sigmoid(-z) never by
+    // subtraction, L = BCE = softplus(-z).
+    let pos = t.eq(sp.one);
+    let z = V::select(pos, x, -x);
+    let zneg = z.lt(sp.zero);
+    let q = V::select(zneg, lg.big, lg.small);
+    let omq = V::select(zneg, lg.small, lg.big);
+    let bce = pos_part(-z) + l;
+    let qg = if G == GENERAL {
+        powi(q, n, sp.one) * exp_neg_frac_softplus(sp.frac, pos_part(z), l)
+    } else {
+        pow_int::<V, G>(q, sp.one)
+    };
+    let mut loss = qg * bce * V::select(pos, sp.a_pos, sp.a_neg);
+    // dFL/dx = -s alpha_t q^g (g (1-q) L + q): no q^(g-1), finite for every gamma.
+    // L is only infinite for x = +-inf, where 1 - q = 0 and the limit of the product
+    // is 0: clamp it so that 0 * inf does not make a NaN.
+    let inner = if G == 0 {
+        q
+    } else {
+        let bce_c = V::select(bce.eq(V::splat(f32::INFINITY)), V::splat(f32::MAX), bce);
+        (sp.gamma * omq).mul_add(bce_c, q)
+    };
+    let mut grad = qg * inner * V::select(pos, sp.ga_pos, sp.ga_neg);
+
+    if SOFT != HARD {
+        let xneg = x.lt(sp.zero);
+        let p = V::select(xneg, lg.small, lg.big);
+        let pm = V::select(xneg, lg.big, lg.small);
+        let omt = sp.one - t;
+        let sp_x = pos_part(x) + l;
+        let sp_negx = neg_part(x).abs() + l;
+        let bce = t.mul_add(sp_negx, omt * sp_x);
+        let pmt = p - t;
+        let (q, r) = if SOFT == SOFT_TORCHVISION {
+            // q = (1-p) t + p (1-t): two non-negative terms; dq/dx = p (1-p) (1-2t);
+            // q >= min(t, 1-t) > 0, and |dq/dx / q| <= 2.
+            let q = pm.mul_add(t, p * omt);
+            let dq = p * pm * t.mul_add(V::splat(-2.0), sp.one);
+            (q, dq / q)
+        } else {
+            // q = 1 - exp(-BCE) by expm1; dq/dx = exp(-BCE) (p - t).
+            let (em1, ex) = expm1_nonpositive(-bce);
+            let q = -em1;
+            let r = ex * pmt / q;
+            (q, V::select(sp.zero.lt(q), r, sp.zero))
+        };
+        let qg = pow_soft::<V, G>(q, n, sp);
+        let fl = qg * bce;
+        // d(q^g BCE)/dx = g q^g BCE (dq/q) + q^g (p - t), with q^g BCE formed first
+        // so that no power of q with a negative exponent appears.
+        let graw = if G == 0 {
+            pmt
+        } else {
+            (fl * sp.gamma).mul_add(r, qg * pmt)
+        };
+        let soft_loss = fl * t.mul_add(sp.a_diff, sp.a_neg);
+        let soft_grad = graw * t.mul_add(sp.ga_diff, sp.ga_neg);
+        let hard = V::or(t.eq(sp.one), t.eq(sp.zero));
+        loss = V::select(hard, loss, soft_loss);
+        grad = V::select(hard, grad, soft_grad);
+    }
+
+    let ignored = t.eq(V::splat(-1.0));
+    (
+        V::select(ignored, sp.zero, loss),
+        V::select(ignored, sp.zero, grad),
+    )
+}
+
+/// Compensated (Kahan) sum kept per lane; lanes are combined in f64 in lane order,
+/// so a given backend gives the same bits on every run.
+struct LaneSum<V> {
+    s: V,
+    c: V,
+}
+
+impl<V: SimdF32> LaneSum<V> {
+    #[inline(always)]
+    fn new() -> Self {
+        LaneSum {
+            s: V::splat(0.0),
+            c: V::splat(0.0),
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, v: V) {
+        let y = v - self.c;
+        let t = self.s + y;
+        self.c = (t - self.s) - y;
+        self.s = t;
+    }
+
+    #[inline(always)]
+    fn finish(self) -> f64 {
+        let s = self.s.to_array();
+        let c = self.c.to_array();
+        let mut total = 0.0f64;
+        for i in 0..V::LANES.min(MAX_LANES) {
+            total += f64::from(s[i]) - f64::from(c[i]);
+        }
+        total
+    }
+}
+
+/// The focal loss over slices: writes `out` (loss or gradient, per `mode`) and
+/// returns the compensated sum of the losses (0 when the mode does not sum).
+#[inline(always)]
+pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
+    mode: Mode,
+    c: &Coeffs,
+    x: &[f32],
+    t: &[f32],
+    out: &mut [f32],
+) -> f64 {
+    let writes = !matches!(mode, Mode::Sum);
+    let len = if writes {
+        x.len().min(t.len()).min(out.len())
+    } else {
+        x.len().min(t.len())
+    };
+    let sp = Splats::<V>::new(c);
+    let mut sum = LaneSum::<V>::new();
+    let mut i = 0;
+    let sums = matches!(mode, Mode::Sum | Mode::Fused);
+    let written = |loss: V, grad: V| if mode == Mode::Loss { loss } else { grad };
+    while i + V::LANES <= len {
+        // SAFETY: i + LANES <= len <= the length of every slice used.
+        let (xv, tv) = unsafe { (V::load(x.as_ptr().add(i)), V::load(t.as_ptr().add(i))) };
+        let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv);
+        if sums {
+            sum.add(loss);
+        }
+        if writes {
+            // SAFETY: as above; out.len() >= len when the mode writes.
+            unsafe { written(loss, grad).store(out.as_mut_ptr().add(i)) };
+        }
+        i += V::LANES;
+    }
+    let rest = len - i;
+    if rest > 0 {
+        // The tail goes through the same vector code: x padded with 0, t with the
+        // ignore label, so padding lanes add exactly 0 to the sum.
+        // SAFETY: rest elements from i are in bounds of every slice used.
+        let (xv, tv) = unsafe {
+            (
+                V::load_partial(x.as_ptr().add(i), rest, 0.0),
+                V::load_partial(t.as_ptr().add(i), rest, -1.0),
+            )
+        };
+        let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv);
+        if sums {
+            sum.add(loss);
+        }
+        if writes {
+            // SAFETY: rest (< LANES) elements from i are in bounds of out.
+            unsafe { written(loss, grad).store_partial(out.as_mut_ptr().add(i), rest) };
+        }
+    }
+    if matches!(mode, Mode::Sum | Mode::Fused) {
+        sum.finish()
+    } else {
+        0.0
+    }
+}
+
+/// Picks the monomorphized kernel for a gamma kind and target kind, once per call.
+#[inline(always)]
+pub(crate) fn focal_dispatch<V: SimdF32>(
+    mode: Mode,
+    soft: u8,
+    c: &Coeffs,
+    x: &[f32],
+    t: &[f32],
+    out: &mut [f32],
+) -> f64 {
+    macro_rules! by_gamma {
+        ($soft:expr) => {
+            match gamma_kind(c) {
+                0 => focal::<V, 0, { $soft }>(mode, c, x, t, out),
+                1 => focal::<V, 1, { $soft }>(mode, c, x, t, out),
+                2 => focal::<V, 2, { $soft }>(mode, c, x, t, out),
+                3 => focal::<V, 3, { $soft }>(mode, c, x, t, out),
+                4 => focal::<V, 4, { $soft }>(mode, c, x, t, out),
+                _ => focal::<V, GENERAL, { $soft }>(mode, c, x, t, out),
+            }
+        };
+    }
+    match soft {
+        HARD => by_gamma!(HARD),
+        SOFT_TORCHVISION => by_gamma!(SOFT_TORCHVISION),
+        _ => by_gamma!(SOFT_EXP_NEG_BCE),
+    }
+}
+
+/// 0..=4 for integer gamma up to 4, `GENERAL` otherwise.
+pub(crate) fn gamma_kind(c: &Coeffs) -> u32 {
+    if c.frac == 0.0 && c.n <= 4 && c.gamma == c.n as f32 {
+        c.n
+    } else {
+        GENERAL
+    }
+}
+
+/// What the target scan found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TargetScan {
+    /// Number of targets that are not the ignore label.
+    pub active: usize,
+    /// Whether any target is strictly between 0 and 1.
+    pub any_soft: bool,
+    /// Index of the first target outside `[0, 1]` that is not -1 (or NaN).
+    pub first_invalid: Option<usize>,
+}
+
+/// One pass over the targets: validity, count of non-ignored, presence of soft ones.
+#[inline(always)]
+pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
+    let zero = V::splat(0.0);
+    let one = V::splat(1.0);
+    let ign = V::splat(-1.0);
+    let mut ignored = 0usize;
+    let mut soft = false;
+    let mut i = 0;
+    let classify = |tv: V| {
+        let in_unit = V::and(zero.le(tv), tv.le(one));
+        let hard = V::or(tv.eq(zero), tv.eq(one));
+        let is_ign = tv.eq(ign);
+        (
+            V::bitmask(V::or(in_unit, is_ign)),
+            V::bitmask(is_ign),
+            V::bitmask(hard),
+            V::bitmask(in_unit),
+        )
+    };
+    let full = if V::LANES >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << V::LANES) - 1
+    };
+    while i < t.len() {
+        let rest = t.len() - i;
+        let (tv, lanes) = if rest >= V::LANES {
+            // SAFETY: LANES elements from i are in bounds.
+            (unsafe { V::load(t.as_ptr().add(i)) }, full)
+        } else {
+            // SAFETY: rest elements from i are in bounds; padding is the ignore label
+            // and is masked off below.
+            (
+                unsafe { V::load_partial(t.as_ptr().add(i), rest, -1.0) },
+                (1u32 << rest) - 1,
+            )
+        };
+        let (valid, is_ign, hard, in_unit) = classify(tv);
+        let bad = !valid & lanes;
+        if bad != 0 {
+            return TargetScan {
+                active: 0,
+                any_soft: false,
+                first_invalid: Some(i + bad.trailing_zeros() as usize),
+            };
+        }
+        ignored += (is_ign & lanes).count_ones() as usize;
+        soft |= (in_unit & !hard & lanes) != 0;
+        i += V::LANES;
+    }
+    TargetScan {
+        active: t.len() - ignored,
+        any_soft: soft,
+        first_invalid: None,
+    }
+}
+
+/// Applies a vector function to a slice (the building blocks: sigmoid, softplus,
+/// log_sigmoid), tail through the same code.
+#[inline(always)]
+pub(crate) fn map<V: SimdF32>(x: &[f32], out: &mut [f32], f: impl Fn(V) -> V) {
+    let len = x.len().min(out.len());
+    let mut i = 0;
+    while i + V::LANES <= len {
+        // SAFETY: i + LANES <= len <= both lengths.
+        unsafe { f(V::load(x.as_ptr().add(i))).store(out.as_mut_ptr().add(i)) };
+        i += V::LANES;
+    }
+    if i < len {
+        let rest = len - i;
+        // SAFETY: rest elements from i are in bounds of both slices.
+        unsafe {
+            f(V::load_partial(x.as_ptr().add(i), rest, 0.0))
+                .store_partial(out.as_mut_ptr().add(i), rest)
+        };
+    }
+}
+
+/// The elementwise building blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unary {
+    Sigmoid,
+    Softplus,
+    LogSigmoid,
+}
+
+/// Applies a building block to a slice.
+#[inline(always)]
+pub(crate) fn unary<V: SimdF32>(op: Unary, x: &[f32], out: &mut [f32]) {
+    match op {
+        Unary::Sigmoid => map::<V>(x, out, super::math::sigmoid),
+        Unary::Softplus => map::<V>(x, out, super::math::softplus),
+        Unary::LogSigmoid => map::<V>(x, out, super::math::log_sigmoid),
+    }
+}

@@ -1,0 +1,233 @@
+//! Vector elementary functions, written once over [`SimdF32`].
+//!
+//! Each function states its domain and its error bound; the bounds are measured by
+//! `tests/accuracy.rs` against a double-double reference on every backend.
+
+use super::SimdF32;
+
+/// log2(e), 0x3FB8AA3B.
+const LOG2E: f32 = f32::from_bits(0x3FB8_AA3B);
+/// High part of ln 2 with 8 trailing zero bits (0x3F317200), so `k * LN2_HI` is exact
+/// for |k| <= 2^8: Cody-Waite reduction.
+const LN2_HI: f32 = f32::from_bits(0x3F31_7200);
+/// ln 2 - LN2_HI rounded to f32 (0x35BFBE8E); together |error| < 2^-45.
+const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E);
+
+/// Error-free sum: `a + b = s + err` exactly (Knuth's TwoSum, no ordering needed).
+#[inline(always)]
+pub(crate) fn two_sum<V: SimdF32>(a: V, b: V) -> (V, V) {
+    let s = a + b;
+    let bb = s - a;
+    let err = (a - (s - bb)) + (b - bb);
+    (s, err)
+}
+
+/// The rounding error of the product `p = a * b`: `a * b = p + err` exactly
+/// (with FMA, or by Dekker's split; the split needs |a|, |b| < 2^100 to not overflow,
+/// a NaN error term is returned as 0 by the callers).
+#[inline(always)]
+pub(crate) fn two_prod_err<V: SimdF32>(a: V, b: V, p: V) -> V {
+    if V::FUSED_MUL_ADD {
+        a.mul_add(b, -p)
+    } else {
+        // Veltkamp split with 2^12 + 1 gives 12-bit halves whose products are exact.
+        let split = V::splat(4097.0);
+        let ca = split * a;
+        let a_hi = ca - (ca - a);
+        let a_lo = a - a_hi;
+        let cb = split * b;
+        let b_hi = cb - (cb - b);
+        let b_lo = b - b_hi;
+        ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+    }
+}
+
+/// `e^x` over the whole f32 range, with gradual underflow to subnormals, `+inf` above
+/// 88.72, `0` below -103.97, NaN for NaN. Max error 1 ULP (measured 0.51 in the
+/// normal range).
+///
+/// Cody-Waite reduction `x = k ln2 + r`, |r| <= ln2/2, then the degree-7 Taylor
+/// polynomial of `e^r` (truncation < r^8/8! * e^r < 7.6e-9 relative, 0.06 ULP), then
+/// scaling by `2^k` as `2^k1 * 2^k2` so that results down to 2^-149 and up to 2^128
+/// are formed with one final rounding.
+#[inline(always)]
+pub(crate) fn exp<V: SimdF32>(x: V) -> V {
+    // Clamp without touching NaN (comparisons are false for NaN).
+    let hi = V::splat(89.0);
+    let lo = V::splat(-104.0);
+    let x = V::select(hi.lt(x), hi, x);
+    let x = V::select(x.lt(lo), lo, x);
+    let k = (x * V::splat(LOG2E)).round();
+    let r = k.mul_add(V::splat(-LN2_HI), x);
+    let r = k.mul_add(V::splat(-LN2_LO), r);
+    let p = r.mul_add(V::splat(1.0 / 5040.0), V::splat(1.0 / 720.0));
+    let p = r.mul_add(p, V::splat(1.0 / 120.0));
+    let p = r.mul_add(p, V::splat(1.0 / 24.0));
+    let p = r.mul_add(p, V::splat(1.0 / 6.0));
+    let p = r.mul_add(p, V::splat(0.5));
+    let p = r.mul_add(p, V::splat(1.0));
+    let p = r.mul_add(p, V::splat(1.0));
+    let k1 = (k * V::splat(0.5)).round();
+    let k2 = k - k1;
+    p * k1.pow2i() * k2.pow2i()
+}
+
+/// `e^x - 1` for `x <= 0` (the only use: the snippet's `1 - exp(-BCE)`), no
+/// cancellation for small |x|. Max error 1 ULP.
+#[inline(always)]
+pub(crate) fn expm1_nonpositive<V: SimdF32>(x: V) -> (V, V) {
+    // Below -30, e^x < 2^-43 and e^x - 1 rounds to -1.
+    let lo = V::splat(-30.0);
+    let x = V::select(x.lt(lo), lo, x);
+    let k = (x * V::splat(LOG2E)).round();
+    let r = k.mul_add(V::splat(-LN2_HI), x);
+    let r = k.mul_add(V::splat(-LN2_LO), r);
+    // e^r - 1 = r + r^2 (1/2 + r/6 + ... + r^6/8!): Taylor, truncation < r^9/9! * e^r.
+    let p = r.mul_add(V::splat(1.0 / 40320.0), V::splat(1.0 / 5040.0));
+    let p = r.mul_add(p, V::splat(1.0 / 720.0));
+    let p = r.mul_add(p, V::splat(1.0 / 120.0));
+    let p = r.mul_add(p, V::splat(1.0 / 24.0));
+    let p = r.mul_add(p, V::splat(1.0 / 6.0));
+    let p = r.mul_add(p, V::splat(0.5));
+    let em = (r * r).mul_add(p, r);
+    let s = k.pow2i();
+    // e^x - 1 = 2^k (e^r - 1) + (2^k - 1); 2^k - 1 is exact for k in [-24, 0].
+    let expm1 = s.mul_add(em, s - V::splat(1.0));
+    // e^x = 2^k (e^r - 1) + 2^k, returned too (the snippet needs both).
+    let exp = s.mul_add(em, s);
+    (expm1, exp)
+}
+
+/// `ln(1 + f)` for `f` in `[-0.25, 0.5]`, fdlibm's arrangement
+/// `f - f^2/2 + s (f^2/2 + R(s^2))` with `s = f / (2 + f)` and `R` the atanh Taylor
+/// series to s^10 (truncation 2 s^13 / 13 < 1.3e-10 at s = 0.2): the exact `f`
+/// dominates, so the error stays below 1 ULP. Returns the parts to add to `k ln2`.
+#[inline(always)]
+fn log1p_small<V: SimdF32>(f: V) -> V {
+    let s = f / (V::splat(2.0) + f);
+    let z = s * s;
+    let r = z.mul_add(V::splat(2.0 / 11.0), V::splat(2.0 / 9.0));
+    let r = z.mul_add(r, V::splat(2.0 / 7.0));
+    let r = z.mul_add(r, V::splat(2.0 / 5.0));
+    let r = z.mul_add(r, V::splat(2.0 / 3.0));
+    let r = r * z;
+    let hfsq = V::splat(0.5) * f * f;
+    // f - (hfsq - s (hfsq + R))
+    f - s.mul_add(-(hfsq + r), hfsq)
+}
+
+/// `ln(1 + a)` for `a` in `[0, 1]` (the `log1p(exp(-|x|))` of softplus). Max error
+/// 1 ULP; `a = 0` gives 0, subnormal `a` gives `a`.
+#[inline(always)]
+pub(crate) fn log1p_unit<V: SimdF32>(a: V) -> V {
+    // 1 + a = 2^k (1 + f): k = 0, f = a for a < 0.5 (exact, no rounding of 1 + a);
+    // k = 1, f = (a - 1)/2 in [-0.25, 0] for a >= 0.5 (exact by Sterbenz).
+    let big = V::splat(0.5).le(a);
+    let f = V::select(big, (a - V::splat(1.0)) * V::splat(0.5), a);
+    let k = V::select(big, V::splat(1.0), V::splat(0.0));
+    let l = log1p_small(f);
+    k.mul_add(V::splat(LN2_HI), k.mul_add(V::splat(LN2_LO), l))
+}
+
+/// `ln(q)` for `q` in `(0, 1]` as an unevaluated sum `hi + lo` with `hi = k ln2_hi`
+/// exact, so that `gamma * ln(q)` can be formed without losing the tail bits.
+/// Subnormal `q` is scaled by 2^24 first.
+#[inline(always)]
+pub(crate) fn ln_hilo<V: SimdF32>(q: V) -> (V, V) {
+    let tiny = q.lt(V::splat(f32::MIN_POSITIVE));
+    let qs = V::select(tiny, q * V::splat(16_777_216.0), q);
+    let (k, m) = frexp(qs);
+    let k = V::select(tiny, k - V::splat(24.0), k);
+    // m in [1, 2): fold m >= 1.5 to m/2 so that f = m - 1 in [-0.25, 0.5) (exact).
+    let big = V::splat(1.5).le(m);
+    let m = V::select(big, m * V::splat(0.5), m);
+    let k = V::select(big, k + V::splat(1.0), k);
+    let l = log1p_small(m - V::splat(1.0));
+    (k * V::splat(LN2_HI), k.mul_add(V::splat(LN2_LO), l))
+}
+
+/// `(k, m)` with `x = 2^k * m`, `m` in `[1, 2)`, for positive normal `x`.
+#[inline(always)]
+fn frexp<V: SimdF32>(x: V) -> (V, V) {
+    // k from the exponent field; m = x * 2^-k is exact.
+    let k = x.exponent();
+    let m = x * (-k).pow2i();
+    (k, m)
+}
+
+/// `e^(hi + lo)` for an exponent carried as an unevaluated sum with |lo| << 1 ulp
+/// of hi: `e^hi (1 + lo)`.
+#[inline(always)]
+pub(crate) fn exp_hilo<V: SimdF32>(hi: V, lo: V) -> V {
+    let e = hi.exp();
+    e.mul_add(lo, e)
+}
+
+/// The pieces of the logistic function at `|x|` shared by softplus, sigmoid and the
+/// loss kernels.
+#[derive(Clone, Copy)]
+pub(crate) struct Logistic<V> {
+    /// `e^-|x|`, in `[0, 1]`.
+    pub e: V,
+    /// `sigmoid(|x|) = 1/(1 + e^-|x|)`, in `[0.5, 1]`.
+    pub big: V,
+    /// `sigmoid(-|x|) = e^-|x| / (1 + e^-|x|)`, in `[0, 0.5]`, never by subtraction.
+    pub small: V,
+}
+
+/// Computes [`Logistic`] from one exp and two divisions. The rounding of
+/// `d = 1 + e` is corrected (TwoSum residual), so both sigmoids are within 1 ULP.
+#[inline(always)]
+pub(crate) fn logistic<V: SimdF32>(x: V) -> Logistic<V> {
+    let e = (-x.abs()).exp();
+    let one = V::splat(1.0);
+    let d = one + e;
+    // Fast2Sum residual: 1 >= e, so d + derr = 1 + e exactly.
+    let derr = (one - d) + e;
+    let big0 = one / d;
+    let small0 = e / d;
+    // 1/(d + derr) = (1/d)(1 - derr/d + ...), derr/d < 2^-24.
+    let rel = big0 * derr;
+    Logistic {
+        e,
+        big: big0.mul_add(-rel, big0),
+        small: small0.mul_add(-rel, small0),
+    }
+}
+
+/// `max(x, 0)` that keeps NaN.
+#[inline(always)]
+pub(crate) fn pos_part<V: SimdF32>(x: V) -> V {
+    V::select(x.lt(V::splat(0.0)), V::splat(0.0), x)
+}
+
+/// `min(x, 0)` that keeps NaN.
+#[inline(always)]
+pub(crate) fn neg_part<V: SimdF32>(x: V) -> V {
+    V::select(V::splat(0.0).lt(x), V::splat(0.0), x)
+}
+
+/// `softplus(x) = ln(1 + e^x) = max(x, 0) + log1p(e^-|x|)`: two terms of one sign,
+/// no cancellation. Max error 2 ULP.
+#[inline(always)]
+pub(crate) fn softplus<V: SimdF32>(x: V) -> V {
+    pos_part(x) + logistic_l(x)
+}
+
+/// `log_sigmoid(x) = min(x, 0) - log1p(e^-|x|)`. Max error 2 ULP.
+#[inline(always)]
+pub(crate) fn log_sigmoid<V: SimdF32>(x: V) -> V {
+    neg_part(x) - logistic_l(x)
+}
+
+#[inline(always)]
+fn logistic_l<V: SimdF32>(x: V) -> V {
+    (-x.abs()).exp().log1p_unit()
+}
+
+/// `sigmoid(x) = 1/(1 + e^-x)` with no `1 - p` anywhere. Max error 1.5 ULP.
+#[inline(always)]
+pub(crate) fn sigmoid<V: SimdF32>(x: V) -> V {
+    let lg = logistic(x);
+    V::select(x.lt(V::splat(0.0)), lg.small, lg.big)
+}

@@ -1,0 +1,102 @@
+//! The vector abstraction every kernel is written over, once.
+//!
+//! A backend is a type implementing [`SimdF32`]: `f32` itself (the scalar backend,
+//! one lane, with libm's `expf`/`log1pf`), `wide::f32x8` (portable: SSE2, NEON,
+//! simd128) and `core::arch` wrappers for AVX2+FMA and AVX-512. The math in
+//! [`math`] and the loss kernels in [`kernel`] are generic over it and get
+//! monomorphized inside each backend's `#[target_feature]` entry points.
+
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+pub(crate) mod kernel;
+pub(crate) mod math;
+
+/// The widest vector any backend has (AVX-512: 16 lanes).
+pub(crate) const MAX_LANES: usize = 16;
+
+/// A vector of `LANES` f32 values.
+///
+/// # Safety
+///
+/// Implementations for ISA extensions call intrinsics that need the CPU feature.
+/// Values of such a type are only created inside code reached from that backend's
+/// `#[target_feature]` entry points, which dispatch enters only after checking the
+/// feature; implementing this trait promises that invariant. All methods are
+/// `#[inline(always)]` so they compile into those entry points.
+pub(crate) unsafe trait SimdF32:
+    Copy
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    /// A lane mask from comparisons.
+    type Mask: Copy;
+    /// Number of f32 lanes.
+    const LANES: usize;
+    /// Whether `mul_add` rounds once (a real FMA). Error-free products use it when
+    /// true and Dekker's split when false.
+    const FUSED_MUL_ADD: bool;
+
+    /// All lanes `v`.
+    fn splat(v: f32) -> Self;
+    /// Loads `LANES` values.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `LANES` f32 (any alignment).
+    unsafe fn load(ptr: *const f32) -> Self;
+    /// Loads the first `n < LANES` values and fills the other lanes with `fill`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `n` f32 (any alignment).
+    unsafe fn load_partial(ptr: *const f32, n: usize, fill: f32) -> Self;
+    /// Stores `LANES` values.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `LANES` f32 (any alignment).
+    unsafe fn store(self, ptr: *mut f32);
+    /// Stores the first `n < LANES` lanes.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `n` f32 (any alignment).
+    unsafe fn store_partial(self, ptr: *mut f32, n: usize);
+
+    /// `self * b + c`, fused when `FUSED_MUL_ADD`.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// `|self|`.
+    fn abs(self) -> Self;
+    /// Lane-wise `self < b` (false for NaN).
+    fn lt(self, b: Self) -> Self::Mask;
+    /// Lane-wise `self <= b` (false for NaN).
+    fn le(self, b: Self) -> Self::Mask;
+    /// Lane-wise `self == b` (false for NaN).
+    fn eq(self, b: Self) -> Self::Mask;
+    /// Lane-wise `m ? a : b`.
+    fn select(m: Self::Mask, a: Self, b: Self) -> Self;
+    /// Lane-wise and of two masks.
+    fn and(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    /// Lane-wise or of two masks.
+    fn or(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    /// Bit `i` set when lane `i` of the mask is set.
+    fn bitmask(m: Self::Mask) -> u32;
+    /// Round to the nearest integer, ties to even (the value stays a float).
+    fn round(self) -> Self;
+    /// `floor(log2(self))` as a float, for positive normal lanes (exponent field).
+    fn exponent(self) -> Self;
+    /// `2^self` for integer-valued lanes in `[-126, 127]` (bit construction).
+    fn pow2i(self) -> Self;
+    /// The lanes, in order, in the first `LANES` entries.
+    fn to_array(self) -> [f32; MAX_LANES];
+
+    /// `e^self`; see [`math::exp`] for the bound. The scalar backend uses libm.
+    #[inline(always)]
+    fn exp(self) -> Self {
+        math::exp(self)
+    }
+    /// `ln(1 + self)` for `self` in `[0, 1]`; see [`math::log1p_unit`].
+    #[inline(always)]
+    fn log1p_unit(self) -> Self {
+        math::log1p_unit(self)
+    }
+}
