@@ -53,6 +53,30 @@ unsafe impl SimdF32 for f32x8 {
         f32x8::abs(self)
     }
     #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        // maxps / NEON fmax give NaN for a NaN `b`; simd128's pmax and the array
+        // fallback do not, so those take the compare-and-select form.
+        if cfg!(any(
+            target_feature = "sse",
+            all(target_arch = "aarch64", target_feature = "neon")
+        )) {
+            self.fast_max(b)
+        } else {
+            b.simd_lt(self).select(self, b)
+        }
+    }
+    #[inline(always)]
+    fn min(self, b: Self) -> Self {
+        if cfg!(any(
+            target_feature = "sse",
+            all(target_arch = "aarch64", target_feature = "neon")
+        )) {
+            self.fast_min(b)
+        } else {
+            self.simd_lt(b).select(self, b)
+        }
+    }
+    #[inline(always)]
     fn lt(self, b: Self) -> Self {
         self.simd_lt(b)
     }

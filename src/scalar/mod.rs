@@ -44,6 +44,22 @@ unsafe impl SimdF32 for f32 {
         f32::from_bits(self.to_bits() & 0x7FFF_FFFF)
     }
     #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        if b < self {
+            self
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
+    fn min(self, b: Self) -> Self {
+        if self < b {
+            self
+        } else {
+            b
+        }
+    }
+    #[inline(always)]
     fn lt(self, b: Self) -> bool {
         self < b
     }
@@ -95,6 +111,10 @@ unsafe impl SimdF32 for f32 {
     }
     #[inline(always)]
     fn exp(self) -> Self {
+        libm::expf(self)
+    }
+    #[inline(always)]
+    fn exp_nonpositive(self) -> Self {
         libm::expf(self)
     }
     #[inline(always)]

@@ -172,7 +172,7 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
     let inner = if G == 0 {
         q
     } else {
-        let bce_c = V::select(bce.eq(V::splat(f32::INFINITY)), V::splat(f32::MAX), bce);
+        let bce_c = V::splat(f32::MAX).min(bce);
         (sp.gamma * omq).mul_add(bce_c, q)
     };
     let mut grad = qg * inner * V::select(pos, sp.ga_pos, sp.ga_neg);
@@ -312,7 +312,7 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
             unsafe { written(loss, grad).store_partial(out.as_mut_ptr().add(i), rest) };
         }
     }
-    if matches!(mode, Mode::Sum | Mode::Fused) {
+    if sums {
         sum.finish()
     } else {
         0.0
@@ -369,59 +369,66 @@ pub(crate) struct TargetScan {
 }
 
 /// One pass over the targets: validity, count of non-ignored, presence of soft ones.
+/// Per vector it only compares and accumulates (masks and per-lane float counts);
+/// masks are inspected once per block, and only an invalid block is searched again
+/// for its first bad index.
 #[inline(always)]
 pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
+    // 2^20 vectors per block keep the per-lane counts below 2^24, exact in f32.
+    const BLOCK_VECTORS: usize = 1 << 20;
     let zero = V::splat(0.0);
     let one = V::splat(1.0);
     let ign = V::splat(-1.0);
     let mut ignored = 0usize;
-    let mut soft = false;
-    let mut i = 0;
-    let classify = |tv: V| {
-        let in_unit = V::and(zero.le(tv), tv.le(one));
-        let hard = V::or(tv.eq(zero), tv.eq(one));
-        let is_ign = tv.eq(ign);
-        (
-            V::bitmask(V::or(in_unit, is_ign)),
-            V::bitmask(is_ign),
-            V::bitmask(hard),
-            V::bitmask(in_unit),
-        )
-    };
-    let full = if V::LANES >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << V::LANES) - 1
-    };
-    while i < t.len() {
-        let rest = t.len() - i;
-        let (tv, lanes) = if rest >= V::LANES {
-            // SAFETY: LANES elements from i are in bounds.
-            (unsafe { V::load(t.as_ptr().add(i)) }, full)
-        } else {
-            // SAFETY: rest elements from i are in bounds; padding is the ignore label
-            // and is masked off below.
-            (
-                unsafe { V::load_partial(t.as_ptr().add(i), rest, -1.0) },
-                (1u32 << rest) - 1,
-            )
+    let mut any_soft = false;
+    for (b, block) in t.chunks(BLOCK_VECTORS * V::LANES).enumerate() {
+        let mut valid = zero.eq(zero);
+        let mut soft = zero.lt(zero);
+        let mut count = zero;
+        let mut step = |tv: V| {
+            let in_unit = V::and(zero.le(tv), tv.le(one));
+            let is_ign = tv.eq(ign);
+            valid = V::and(valid, V::or(in_unit, is_ign));
+            soft = V::or(soft, V::and(zero.lt(tv), tv.lt(one)));
+            count = count + V::select(is_ign, one, zero);
         };
-        let (valid, is_ign, hard, in_unit) = classify(tv);
-        let bad = !valid & lanes;
-        if bad != 0 {
+        let mut i = 0;
+        while i + V::LANES <= block.len() {
+            // SAFETY: LANES elements from i are in bounds of block.
+            step(unsafe { V::load(block.as_ptr().add(i)) });
+            i += V::LANES;
+        }
+        let rest = block.len() - i;
+        if rest > 0 {
+            // SAFETY: rest elements from i are in bounds; the padding lanes hold the
+            // ignore label (valid, counted, subtracted below).
+            step(unsafe { V::load_partial(block.as_ptr().add(i), rest, -1.0) });
+        }
+        let lanes = V::LANES.min(32);
+        let full = if lanes == 32 {
+            u32::MAX
+        } else {
+            (1u32 << lanes) - 1
+        };
+        if V::bitmask(valid) != full {
+            let first = block
+                .iter()
+                .position(|&v| !((0.0..=1.0).contains(&v) || v == -1.0))
+                .unwrap_or(0);
             return TargetScan {
                 active: 0,
                 any_soft: false,
-                first_invalid: Some(i + bad.trailing_zeros() as usize),
+                first_invalid: Some(b * BLOCK_VECTORS * V::LANES + first),
             };
         }
-        ignored += (is_ign & lanes).count_ones() as usize;
-        soft |= (in_unit & !hard & lanes) != 0;
-        i += V::LANES;
+        any_soft |= V::bitmask(soft) != 0;
+        let padding = if rest > 0 { V::LANES - rest } else { 0 };
+        let counted: f32 = count.to_array()[..V::LANES.min(MAX_LANES)].iter().sum();
+        ignored += counted as usize - padding;
     }
     TargetScan {
         active: t.len() - ignored,
-        any_soft: soft,
+        any_soft,
         first_invalid: None,
     }
 }

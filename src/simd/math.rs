@@ -52,11 +52,19 @@ pub(crate) fn two_prod_err<V: SimdF32>(a: V, b: V, p: V) -> V {
 /// are formed with one final rounding.
 #[inline(always)]
 pub(crate) fn exp<V: SimdF32>(x: V) -> V {
-    // Clamp without touching NaN (comparisons are false for NaN).
-    let hi = V::splat(89.0);
-    let lo = V::splat(-104.0);
-    let x = V::select(hi.lt(x), hi, x);
-    let x = V::select(x.lt(lo), lo, x);
+    // Clamp, keeping NaN (see `SimdF32::max`).
+    exp_clamped(V::splat(89.0).min(V::splat(-104.0).max(x)))
+}
+
+/// `e^x` for `x <= 0` (or NaN): [`exp`] without the upper clamp.
+#[inline(always)]
+pub(crate) fn exp_nonpositive<V: SimdF32>(x: V) -> V {
+    exp_clamped(V::splat(-104.0).max(x))
+}
+
+/// The body of [`exp`] for `x` in `[-104, 89]` or NaN.
+#[inline(always)]
+fn exp_clamped<V: SimdF32>(x: V) -> V {
     let k = (x * V::splat(LOG2E)).round();
     let r = k.mul_add(V::splat(-LN2_HI), x);
     let r = k.mul_add(V::splat(-LN2_LO), r);
@@ -67,9 +75,7 @@ pub(crate) fn exp<V: SimdF32>(x: V) -> V {
     let p = r.mul_add(p, V::splat(0.5));
     let p = r.mul_add(p, V::splat(1.0));
     let p = r.mul_add(p, V::splat(1.0));
-    let k1 = (k * V::splat(0.5)).round();
-    let k2 = k - k1;
-    p * k1.pow2i() * k2.pow2i()
+    p.ldexp(k)
 }
 
 /// `e^x - 1` for `x <= 0` (the only use: the snippet's `1 - exp(-BCE)`), no
@@ -77,8 +83,7 @@ pub(crate) fn exp<V: SimdF32>(x: V) -> V {
 #[inline(always)]
 pub(crate) fn expm1_nonpositive<V: SimdF32>(x: V) -> (V, V) {
     // Below -30, e^x < 2^-43 and e^x - 1 rounds to -1.
-    let lo = V::splat(-30.0);
-    let x = V::select(x.lt(lo), lo, x);
+    let x = V::splat(-30.0).max(x);
     let k = (x * V::splat(LOG2E)).round();
     let r = k.mul_add(V::splat(-LN2_HI), x);
     let r = k.mul_add(V::splat(-LN2_LO), r);
@@ -123,7 +128,7 @@ pub(crate) fn log1p_unit<V: SimdF32>(a: V) -> V {
     // 1 + a = 2^k (1 + f): k = 0, f = a for a < 0.5 (exact, no rounding of 1 + a);
     // k = 1, f = (a - 1)/2 in [-0.25, 0] for a >= 0.5 (exact by Sterbenz).
     let big = V::splat(0.5).le(a);
-    let f = V::select(big, (a - V::splat(1.0)) * V::splat(0.5), a);
+    let f = V::select(big, a.mul_add(V::splat(0.5), V::splat(-0.5)), a);
     let k = V::select(big, V::splat(1.0), V::splat(0.0));
     let l = log1p_small(f);
     k.mul_add(V::splat(LN2_HI), k.mul_add(V::splat(LN2_LO), l))
@@ -179,7 +184,7 @@ pub(crate) struct Logistic<V> {
 /// `d = 1 + e` is corrected (TwoSum residual), so both sigmoids are within 1 ULP.
 #[inline(always)]
 pub(crate) fn logistic<V: SimdF32>(x: V) -> Logistic<V> {
-    let e = (-x.abs()).exp();
+    let e = x.neg_abs().exp_nonpositive();
     let one = V::splat(1.0);
     let d = one + e;
     // Fast2Sum residual: 1 >= e, so d + derr = 1 + e exactly.
@@ -198,13 +203,13 @@ pub(crate) fn logistic<V: SimdF32>(x: V) -> Logistic<V> {
 /// `max(x, 0)` that keeps NaN.
 #[inline(always)]
 pub(crate) fn pos_part<V: SimdF32>(x: V) -> V {
-    V::select(x.lt(V::splat(0.0)), V::splat(0.0), x)
+    V::splat(0.0).max(x)
 }
 
 /// `min(x, 0)` that keeps NaN.
 #[inline(always)]
 pub(crate) fn neg_part<V: SimdF32>(x: V) -> V {
-    V::select(V::splat(0.0).lt(x), V::splat(0.0), x)
+    V::splat(0.0).min(x)
 }
 
 /// `softplus(x) = ln(1 + e^x) = max(x, 0) + log1p(e^-|x|)`: two terms of one sign,
@@ -222,7 +227,7 @@ pub(crate) fn log_sigmoid<V: SimdF32>(x: V) -> V {
 
 #[inline(always)]
 fn logistic_l<V: SimdF32>(x: V) -> V {
-    (-x.abs()).exp().log1p_unit()
+    x.neg_abs().exp_nonpositive().log1p_unit()
 }
 
 /// `sigmoid(x) = 1/(1 + e^-x)` with no `1 - p` anywhere. Max error 1.5 ULP.

@@ -66,6 +66,16 @@ pub(crate) unsafe trait SimdF32:
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// `|self|`.
     fn abs(self) -> Self;
+    /// `-|self|`.
+    #[inline(always)]
+    fn neg_abs(self) -> Self {
+        -self.abs()
+    }
+    /// Lane-wise maximum. A NaN in `b` gives NaN (x86 `maxps` takes its second
+    /// operand when either is NaN), so `splat(c).max(x)` clamps and keeps NaN `x`.
+    fn max(self, b: Self) -> Self;
+    /// Lane-wise minimum, NaN in `b` gives NaN, as [`SimdF32::max`].
+    fn min(self, b: Self) -> Self;
     /// Lane-wise `self < b` (false for NaN).
     fn lt(self, b: Self) -> Self::Mask;
     /// Lane-wise `self <= b` (false for NaN).
@@ -89,10 +99,24 @@ pub(crate) unsafe trait SimdF32:
     /// The lanes, in order, in the first `LANES` entries.
     fn to_array(self) -> [f32; MAX_LANES];
 
+    /// `self * 2^k` for integer-valued `k` in `[-150, 128]`, with one rounding
+    /// (gradual underflow, overflow to inf): two exact power-of-two steps by default.
+    #[inline(always)]
+    fn ldexp(self, k: Self) -> Self {
+        let k1 = (k * Self::splat(0.5)).round();
+        let k2 = k - k1;
+        self * k1.pow2i() * k2.pow2i()
+    }
+
     /// `e^self`; see [`math::exp`] for the bound. The scalar backend uses libm.
     #[inline(always)]
     fn exp(self) -> Self {
         math::exp(self)
+    }
+    /// `e^self` for `self <= 0`; see [`math::exp_nonpositive`].
+    #[inline(always)]
+    fn exp_nonpositive(self) -> Self {
+        math::exp_nonpositive(self)
     }
     /// `ln(1 + self)` for `self` in `[0, 1]`; see [`math::log1p_unit`].
     #[inline(always)]

@@ -92,6 +92,21 @@ unsafe impl SimdF32 for Avx512F32 {
         Avx512F32(unsafe { _mm512_abs_ps(self.0) })
     }
     #[inline(always)]
+    fn neg_abs(self) -> Self {
+        // SAFETY: see the impl. Setting the sign bit is one instruction.
+        Avx512F32(unsafe { _mm512_or_ps(self.0, _mm512_set1_ps(-0.0)) })
+    }
+    #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        // SAFETY: see the impl. maxps returns its second operand on NaN.
+        Avx512F32(unsafe { _mm512_max_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn min(self, b: Self) -> Self {
+        // SAFETY: see the impl. minps returns its second operand on NaN.
+        Avx512F32(unsafe { _mm512_min_ps(self.0, b.0) })
+    }
+    #[inline(always)]
     fn lt(self, b: Self) -> __mmask16 {
         // SAFETY: see the impl.
         unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, b.0) }
@@ -152,6 +167,12 @@ unsafe impl SimdF32 for Avx512F32 {
             let b = _mm512_add_epi32(k, _mm512_set1_epi32(127));
             Avx512F32(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(b)))
         }
+    }
+    #[inline(always)]
+    fn ldexp(self, k: Self) -> Self {
+        // SAFETY: see the impl. scalef computes self * 2^floor(k) with one rounding,
+        // including gradual underflow and overflow.
+        Avx512F32(unsafe { _mm512_scalef_ps(self.0, k.0) })
     }
     #[inline(always)]
     fn to_array(self) -> [f32; MAX_LANES] {
