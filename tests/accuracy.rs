@@ -1,0 +1,719 @@
+//! Accuracy of every backend against the high-precision reference
+//! (`tests/common/reference.rs`), over the whole finite `f32` range of logits, hard,
+//! ignored and soft targets (both soft forms), gamma in [0, 8] and three alpha
+//! choices: the loss, the elementwise gradient, the fused `loss_and_grad`, the
+//! reductions, and `sigmoid`/`softplus`/`log_sigmoid`.
+//!
+//! `cargo test --test accuracy -- --nocapture` prints one table per backend; the
+//! tables also go to `target/accuracy-tables.md`. `FOCAL_SWEEP=quick` shrinks the
+//! logit grid about 10x (qemu, miri), `FOCAL_SWEEP=full` makes it about 10x denser
+//! (release checks).
+//!
+//! Bars (DESIGN §3 and the error bounds documented in `src/`): loss and gradient
+//! within 8 ULP for gamma <= 3 and 16 ULP for gamma <= 8; the building blocks within
+//! their documented bounds; reductions within 4 ULP of the exact sum; no non-finite
+//! output for finite input; no output flushed to 0 where the reference is a normal
+//! `f32`. Every broken bar is collected, with its worst input, and all are printed
+//! before the test fails.
+
+mod common;
+
+use std::time::Instant;
+
+use common::bars::{focal_bar, within, SUM_BAR};
+use common::grid::{self, Rng, Sweep, ALPHAS, GAMMAS, SOFT_FORMS};
+use common::measure::{exact_sum, ulp_error, ulp_f32, Neumaier};
+use common::reference::{self, Point};
+use common::report::{
+    focal_row, kind_of, preamble, render, Func, FusedRow, Grouped, Kind, Report, SumRow,
+};
+use common::stats::{Sample, Stats};
+use focal::{Alpha, Backend, Focal, Reduction, SoftTargets};
+
+/// The cross product `xs x ts`, t-major.
+fn cross(xs: &[f32], ts: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut x = Vec::with_capacity(xs.len() * ts.len());
+    let mut t = Vec::with_capacity(xs.len() * ts.len());
+    for &tv in ts {
+        x.extend_from_slice(xs);
+        t.extend(std::iter::repeat_n(tv, xs.len()));
+    }
+    (x, t)
+}
+
+fn references(x: &[f32], t: &[f32], gamma: f32, alpha: Alpha, soft: SoftTargets) -> Vec<Point> {
+    x.iter()
+        .zip(t)
+        .map(|(&x, &t)| reference::focal(f64::from(x), f64::from(t), f64::from(gamma), alpha, soft))
+        .collect()
+}
+
+fn focal_on(backend: Backend, gamma: f32, alpha: Alpha, soft: SoftTargets) -> Focal {
+    Focal::new(gamma, alpha)
+        .expect("valid parameters")
+        .soft_targets(soft)
+        .with_backend(backend)
+        .expect("backend listed as available")
+}
+
+/// Runs loss and gradient of one slice on one backend and records every element.
+#[allow(clippy::too_many_arguments)]
+fn sweep_slice(
+    report: &mut Report,
+    gamma_index: usize,
+    alpha: Alpha,
+    soft: SoftTargets,
+    x: &[f32],
+    t: &[f32],
+    refs: &[Point],
+    out: &mut [f32],
+) {
+    let gamma = GAMMAS[gamma_index];
+    let fl = focal_on(report.backend, gamma, alpha, soft);
+    for func in [Func::Loss, Func::Grad] {
+        match func {
+            Func::Loss => fl.loss(x, t, out),
+            Func::Grad => fl.grad(x, t, out),
+        }
+        .expect("valid input");
+        for i in 0..x.len() {
+            if t[i] == -1.0 {
+                // Ignored: exactly 0, kept out of the error statistics.
+                if out[i] != 0.0 {
+                    report.ignored_nonzero += 1;
+                    report.first_ignored_nonzero.get_or_insert(format!(
+                        "{func:?} at x={:?} t=-1 gamma={gamma} alpha={alpha:?} soft={soft:?} is {:e}",
+                        x[i], out[i]
+                    ));
+                }
+                continue;
+            }
+            let p = refs[i];
+            let (reference, scale) = match func {
+                Func::Loss => (p.loss, p.loss.abs()),
+                Func::Grad => (p.grad, p.grad_scale),
+            };
+            let kind = Kind::of(t[i], soft);
+            report.focal[focal_row(func, kind, gamma_index)].record(Sample {
+                x: x[i],
+                t: t[i],
+                gamma,
+                alpha,
+                soft,
+                got: out[i],
+                reference,
+                scale,
+            });
+        }
+    }
+}
+
+/// The loss and gradient sweep: every gamma, alpha, target kind and backend.
+fn sweep_focal(reports: &mut [Report], xs: &[f32], soft_ts: &[f32]) {
+    let mut soft_slice_ts = soft_ts.to_vec();
+    // Hard and ignored targets inside a soft slice take the soft kernel's hard lanes.
+    soft_slice_ts.extend([0.0, 1.0, -1.0]);
+    let hard = cross(xs, &[0.0, 1.0, -1.0]);
+    let soft = cross(xs, &soft_slice_ts);
+    let mut out = vec![0.0f32; soft.0.len()];
+    for (gamma_index, &gamma) in GAMMAS.iter().enumerate() {
+        for alpha in ALPHAS {
+            // Hard-only slices run the hard kernel; the soft form does not matter.
+            let refs = references(&hard.0, &hard.1, gamma, alpha, SoftTargets::Torchvision);
+            for r in reports.iter_mut() {
+                let n = hard.0.len();
+                sweep_slice(
+                    r,
+                    gamma_index,
+                    alpha,
+                    SoftTargets::Torchvision,
+                    &hard.0,
+                    &hard.1,
+                    &refs,
+                    &mut out[..n],
+                );
+            }
+            for form in SOFT_FORMS {
+                let refs = references(&soft.0, &soft.1, gamma, alpha, form);
+                for r in reports.iter_mut() {
+                    sweep_slice(
+                        r,
+                        gamma_index,
+                        alpha,
+                        form,
+                        &soft.0,
+                        &soft.1,
+                        &refs,
+                        &mut out,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// sigmoid, softplus, log_sigmoid on every backend over the logit grid.
+fn sweep_unary(reports: &mut [Report], xs: &[f32]) {
+    let refs: [Vec<f64>; 3] = [
+        xs.iter().map(|&x| reference::sigmoid(x.into())).collect(),
+        xs.iter().map(|&x| reference::softplus(x.into())).collect(),
+        xs.iter()
+            .map(|&x| reference::log_sigmoid(x.into()))
+            .collect(),
+    ];
+    let mut out = vec![0.0f32; xs.len()];
+    for r in reports.iter_mut() {
+        let b = r.backend;
+        for (k, refs) in refs.iter().enumerate() {
+            match k {
+                0 => b.sigmoid(xs, &mut out),
+                1 => b.softplus(xs, &mut out),
+                _ => b.log_sigmoid(xs, &mut out),
+            }
+            .expect("lengths match, backend available");
+            for i in 0..xs.len() {
+                r.unary[k].record(Sample {
+                    x: xs[i],
+                    t: f32::NAN,
+                    gamma: f32::NAN,
+                    alpha: Alpha::Off,
+                    soft: SoftTargets::Torchvision,
+                    got: out[i],
+                    reference: refs[i],
+                    scale: refs[i].abs(),
+                });
+            }
+        }
+    }
+}
+
+/// Fused `loss_and_grad` with `Mean` and `DivideBy(7)`: the gradient must be the
+/// elementwise reference gradient times the reduction's scale, and the returned loss
+/// the exact sum of the crate's own elementwise losses times that scale. Logits with
+/// |x| > 1e6 are left out: there the true sum exceeds `f32::MAX` (checked apart in
+/// `mean_of_huge_losses_is_finite`).
+fn sweep_fused(reports: &mut [Report], xs: &[f32], soft_ts: &[f32]) {
+    let xs: Vec<f32> = xs.iter().copied().filter(|x| x.abs() <= 1e6).collect();
+    let alpha = Alpha::Balanced(0.25);
+    let mut soft_mix = soft_ts[..6].to_vec();
+    soft_mix.extend([0.0, 1.0, -1.0]);
+    let slices = [
+        (Kind::Hard, cross(&xs, &[0.0, 1.0, -1.0, 0.0])),
+        (Kind::SoftTorchvision, cross(&xs, &soft_mix)),
+    ];
+    for (kind, (x, t)) in &slices {
+        let active = t.iter().filter(|&&t| t != -1.0).count();
+        for gamma in [0.0f32, 2.0, 4.7] {
+            let refs = references(x, t, gamma, alpha, SoftTargets::Torchvision);
+            let ref_sum = exact_sum(refs.iter().map(|p| p.loss));
+            for reduction in [Reduction::Mean, Reduction::DivideBy(7.0)] {
+                let scale = match reduction {
+                    Reduction::DivideBy(n) => 1.0 / f64::from(n),
+                    _ => 1.0 / active as f64,
+                };
+                for r in reports.iter_mut() {
+                    let fl = focal_on(r.backend, gamma, alpha, SoftTargets::Torchvision);
+                    let mut grad = vec![0.0f32; x.len()];
+                    let loss = fl
+                        .loss_and_grad(x, t, reduction, &mut grad)
+                        .expect("valid input");
+                    let mut own = vec![0.0f32; x.len()];
+                    fl.loss(x, t, &mut own).expect("valid input");
+                    let own_sum = exact_sum(own.iter().map(|&v| f64::from(v)));
+                    let mut stats = Stats::default();
+                    for i in 0..x.len() {
+                        stats.record(Sample {
+                            x: x[i],
+                            t: t[i],
+                            gamma,
+                            alpha,
+                            soft: SoftTargets::Torchvision,
+                            got: grad[i],
+                            reference: refs[i].grad * scale,
+                            scale: refs[i].grad_scale * scale,
+                        });
+                    }
+                    r.fused.push(FusedRow {
+                        reduction,
+                        kind: *kind,
+                        gamma,
+                        grad: stats,
+                        loss_vs_own: ulp_error(loss, own_sum * scale, own_sum * scale),
+                        loss_vs_ref: ulp_error(loss, ref_sum * scale, ref_sum * scale),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// `loss_reduced(Sum)` over 10^7 detector-head-like elements (1% positives around
+/// 0.5, negatives around the RetinaNet prior logit -4.6), gamma 2, Balanced(0.25).
+fn sum_check(reports: &mut [Report], sweep: Sweep) {
+    let n = if sweep == Sweep::Quick {
+        1_000_000
+    } else {
+        10_000_000
+    };
+    let mut rng = Rng::new(0x5EED_F0CA_1000_0003);
+    let mut x = Vec::with_capacity(n);
+    let mut t = Vec::with_capacity(n);
+    for _ in 0..n {
+        let pos = rng.unit() < 0.01;
+        let (mean, sd) = if pos { (0.5, 2.5) } else { (-4.6, 2.0) };
+        x.push((mean + sd * rng.normal()) as f32);
+        t.push(if pos { 1.0f32 } else { 0.0 });
+    }
+    let alpha = Alpha::Balanced(0.25);
+    let mut exact = Neumaier::default();
+    for (&x, &t) in x.iter().zip(&t) {
+        let p = reference::focal(x.into(), t.into(), 2.0, alpha, SoftTargets::Torchvision);
+        exact.add(p.loss);
+    }
+    let exact_ref = exact.total();
+    let mut out = vec![0.0f32; n];
+    for r in reports.iter_mut() {
+        let fl = focal_on(r.backend, 2.0, alpha, SoftTargets::Torchvision);
+        let got = fl
+            .loss_reduced(&x, &t, Reduction::Sum)
+            .expect("valid input");
+        fl.loss(&x, &t, &mut out).expect("valid input");
+        let exact_own = exact_sum(out.iter().map(|&v| f64::from(v)));
+        r.sum = Some(SumRow {
+            n,
+            got,
+            exact_own,
+            exact_ref,
+        });
+    }
+}
+
+/// The sweep: loss, gradient, building blocks, fused calls and the 10^7 sum on every
+/// backend; prints and writes the tables, then fails listing every broken bar.
+#[test]
+fn accuracy_tables() {
+    let start = Instant::now();
+    let sweep = Sweep::from_env();
+    let xs = grid::logits(sweep.density());
+    let soft_ts = grid::soft_targets();
+    let mut reports: Vec<Report> = Backend::available().map(Report::new).collect();
+    assert!(!reports.is_empty(), "no backend available");
+
+    sweep_focal(&mut reports, &xs, &soft_ts);
+    sweep_unary(&mut reports, &xs);
+    sweep_fused(&mut reports, &xs, &soft_ts);
+    sum_check(&mut reports, sweep);
+
+    let mut doc = preamble(sweep, xs.len(), soft_ts.len());
+    println!("{doc}");
+    let mut failures = Vec::new();
+    for r in &reports {
+        let (table, fails) = render(r);
+        println!("{table}");
+        doc.push_str(&table);
+        failures.extend(fails);
+    }
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let _ = std::fs::create_dir_all(&target);
+    let _ = std::fs::write(target.join("accuracy-tables.md"), &doc);
+    println!(
+        "accuracy sweep `{}` took {:.1} s",
+        sweep.name(),
+        start.elapsed().as_secs_f64()
+    );
+    if !failures.is_empty() {
+        for f in &failures {
+            println!("FAIL {f}");
+        }
+        panic!(
+            "{} accuracy bar(s) broken (listed above with their worst inputs)",
+            failures.len()
+        );
+    }
+}
+
+/// NaN logits give NaN (unless ignored), +-inf logits give the limits: a finite
+/// gradient, a loss of +inf or 0. Each special value is checked in a short slice (the
+/// vector tails) and after 20 ordinary elements (the vector bodies), on every backend.
+/// Hard targets share the slice with a soft one, so they take the soft kernel's hard
+/// lanes; `hard_targets_at_infinite_logits` covers the hard kernel.
+#[test]
+fn nan_and_infinite_logits() {
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+    let (xs, ts) = cross(&specials, &[0.0, 1.0, 0.3, -1.0]);
+    let mut failures = Grouped::default();
+    for backend in Backend::available() {
+        for gamma in GAMMAS {
+            for alpha in ALPHAS {
+                for soft in SOFT_FORMS {
+                    check_special_logits(&mut failures, backend, gamma, alpha, soft, &xs, &ts);
+                }
+            }
+        }
+    }
+    let mut failures = failures.lines();
+    for backend in Backend::available() {
+        failures.extend(special_building_blocks(backend));
+        failures.extend(special_reductions(backend));
+    }
+    for f in &failures {
+        println!("FAIL {f}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} NaN/inf check(s) failed (listed above)",
+        failures.len()
+    );
+}
+
+/// The same limits with hard targets only (the hard kernel).
+#[test]
+fn hard_targets_at_infinite_logits() {
+    let (xs, ts) = cross(
+        &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY],
+        &[0.0, 1.0, -1.0],
+    );
+    let mut failures = Grouped::default();
+    for backend in Backend::available() {
+        for gamma in GAMMAS {
+            for alpha in ALPHAS {
+                let soft = SoftTargets::Torchvision;
+                check_special_logits(&mut failures, backend, gamma, alpha, soft, &xs, &ts);
+            }
+        }
+    }
+    let failures = failures.lines();
+    for f in &failures {
+        println!("FAIL {f}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} NaN/inf check(s) failed (listed above)",
+        failures.len()
+    );
+}
+
+/// Loss and gradient at NaN and infinite logits, in the tail and in the body.
+fn check_special_logits(
+    failures: &mut Grouped,
+    backend: Backend,
+    gamma: f32,
+    alpha: Alpha,
+    soft: SoftTargets,
+    xs: &[f32],
+    ts: &[f32],
+) {
+    let pad = 20;
+    let x_body = [vec![0.5f32; pad], xs.to_vec()].concat();
+    let t_body = [vec![0.0f32; pad], ts.to_vec()].concat();
+    let fl = focal_on(backend, gamma, alpha, soft);
+    for (x, t, from) in [(xs, ts, 0), (&x_body[..], &t_body[..], pad)] {
+        let mut loss = vec![0.0f32; x.len()];
+        let mut grad = vec![0.0f32; x.len()];
+        fl.loss(x, t, &mut loss).expect("valid input");
+        fl.grad(x, t, &mut grad).expect("valid input");
+        for i in from..x.len() {
+            let (xi, ti, l, g) = (x[i], t[i], loss[i], grad[i]);
+            let at = format!("x={xi} t={ti} soft={soft:?}");
+            let example = |want: &str| {
+                format!(
+                    "[{}] x={xi} t={ti} gamma={gamma} alpha={alpha:?} soft={soft:?} (index {i} of \
+                     {}): loss {l:e}, grad {g:e}; want {want}",
+                    backend.name(),
+                    x.len()
+                )
+            };
+            if ti == -1.0 {
+                if l != 0.0 || g != 0.0 {
+                    let what = format!("{at} (ignored): loss {}, grad {}", kind_of(l), kind_of(g));
+                    failures.push(what, backend, gamma, example("0, 0"));
+                }
+            } else if xi.is_nan() {
+                if !l.is_nan() || !g.is_nan() {
+                    let what = format!("{at}: loss {}, grad {}", kind_of(l), kind_of(g));
+                    failures.push(what, backend, gamma, example("NaN, NaN"));
+                }
+            } else {
+                let p = reference::focal(xi.into(), ti.into(), gamma.into(), alpha, soft);
+                let want_loss = if p.loss.is_infinite() {
+                    f32::INFINITY
+                } else {
+                    0.0
+                };
+                let grad_err = ulp_error(g, p.grad, p.grad.abs());
+                let grad_ok = g.is_finite() && within(grad_err, focal_bar(gamma));
+                if l != want_loss || !grad_ok {
+                    let what = format!(
+                        "{at}: loss {} (want {}), grad {}{}",
+                        kind_of(l),
+                        kind_of(want_loss),
+                        kind_of(g),
+                        if grad_ok {
+                            ""
+                        } else {
+                            " (want the finite limit)"
+                        }
+                    );
+                    let want = format!("{want_loss:e}, {:e} (the limit)", p.grad);
+                    failures.push(what, backend, gamma, example(&want));
+                }
+            }
+        }
+    }
+}
+
+/// sigmoid, softplus, log_sigmoid at NaN and +-inf: exact limits, NaN through.
+fn special_building_blocks(backend: Backend) -> Vec<String> {
+    let b = backend.name();
+    let pad = 20;
+    let x = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+    let x_body = [vec![0.5f32; pad], x.to_vec()].concat();
+    let want: [(&str, [f32; 3]); 3] = [
+        ("sigmoid", [f32::NAN, 1.0, 0.0]),
+        ("softplus", [f32::NAN, f32::INFINITY, 0.0]),
+        ("log_sigmoid", [f32::NAN, 0.0, f32::NEG_INFINITY]),
+    ];
+    let mut failures = Vec::new();
+    for (name, want) in want {
+        for (x, from) in [(&x[..], 0), (&x_body[..], pad)] {
+            let mut out = vec![0.0f32; x.len()];
+            match name {
+                "sigmoid" => backend.sigmoid(x, &mut out),
+                "softplus" => backend.softplus(x, &mut out),
+                _ => backend.log_sigmoid(x, &mut out),
+            }
+            .expect("lengths match");
+            for (k, &w) in want.iter().enumerate() {
+                let got = out[from + k];
+                let ok = if w.is_nan() { got.is_nan() } else { got == w };
+                if !ok {
+                    failures.push(format!(
+                        "[{b}] {name}({}) = {got} (want {w}, index {} of {})",
+                        x[from + k],
+                        from + k,
+                        x.len()
+                    ));
+                }
+            }
+        }
+    }
+    failures
+}
+
+/// A NaN logit makes the reduced loss NaN and only its own gradient NaN; an infinite
+/// loss makes the sum +inf.
+fn special_reductions(backend: Backend) -> Vec<String> {
+    let b = backend.name();
+    let mut failures = Vec::new();
+    let fl = focal_on(
+        backend,
+        2.0,
+        Alpha::Balanced(0.25),
+        SoftTargets::Torchvision,
+    );
+    let x = [0.5f32, f32::NAN, -3.0, 2.0];
+    let t = [1.0f32, 0.0, 0.0, -1.0];
+    let mut grad = [0.0f32; 4];
+    let loss = fl
+        .loss_and_grad(&x, &t, Reduction::Mean, &mut grad)
+        .expect("valid input");
+    let sum = fl.loss_reduced(&x, &t, Reduction::Sum).expect("valid");
+    let grads_ok = grad[0].is_finite() && grad[1].is_nan() && grad[2].is_finite();
+    if !loss.is_nan() || !sum.is_nan() || !grads_ok || grad[3] != 0.0 {
+        failures.push(format!(
+            "[{b}] NaN logit in a reduction over x={x:?} t={t:?}: Mean {loss}, Sum {sum}, \
+             grad {grad:?} (want NaN, NaN, [finite, NaN, finite, 0])"
+        ));
+    }
+    let x = [0.5f32, f32::NEG_INFINITY, f32::INFINITY];
+    let t = [1.0f32, 1.0, 1.0];
+    let sum = fl.loss_reduced(&x, &t, Reduction::Sum).expect("valid");
+    if sum != f32::INFINITY {
+        failures.push(format!(
+            "[{b}] loss_reduced(Sum) over x={x:?} t={t:?}, gamma 2, Balanced(0.25) = {sum} \
+             (want +inf: the element x=-inf, t=1 has loss +inf)"
+        ));
+    }
+    failures
+}
+
+/// `Mean` and `DivideBy` of losses near `f32::MAX` are finite: each loss and the
+/// mean are, even though their sum is not (DESIGN §3: finite input, finite output).
+#[test]
+fn mean_of_huge_losses_is_finite() {
+    let n = 64;
+    // t = 1 and x = -f32::MAX: loss = softplus(f32::MAX) = f32::MAX for any gamma,
+    // Alpha::Off.
+    let x = vec![-f32::MAX; n];
+    let t = vec![1.0f32; n];
+    let mut failures = Grouped::default();
+    for backend in Backend::available() {
+        for gamma in [0.0f32, 2.0, 4.7] {
+            let fl = focal_on(backend, gamma, Alpha::Off, SoftTargets::Torchvision);
+            let mut grad = vec![0.0f32; n];
+            for reduction in [Reduction::Mean, Reduction::DivideBy(n as f32)] {
+                let reduced = fl.loss_reduced(&x, &t, reduction).expect("valid");
+                let fused = fl
+                    .loss_and_grad(&x, &t, reduction, &mut grad)
+                    .expect("valid");
+                for (what, got) in [("loss_reduced", reduced), ("loss_and_grad", fused)] {
+                    let e = ulp_error(got, f64::from(f32::MAX), f64::from(f32::MAX));
+                    if !got.is_finite() || !within(e, SUM_BAR) {
+                        let what = format!(
+                            "{what}({reduction:?}) of {n} x (x=-f32::MAX, t=1), Alpha::Off is \
+                             {} (want f32::MAX)",
+                            kind_of(got)
+                        );
+                        let example = format!("[{}] gamma {gamma}: {got:e}", backend.name());
+                        failures.push(what, backend, gamma, example);
+                    }
+                }
+            }
+        }
+    }
+    let failures = failures.lines();
+    for f in &failures {
+        println!("FAIL {f}");
+    }
+    assert!(failures.is_empty(), "{} check(s) failed", failures.len());
+}
+
+/// The reference is checked against itself by other routes, so that a slip in its
+/// formulas cannot hide a kernel error: central finite differences for every
+/// gradient, the naive textbook formulas where they are still accurate (|x| <= 10),
+/// the soft formulas at hard targets, and identities of the building blocks.
+#[test]
+fn reference_self_check() {
+    let ts = [0.0, 1.0, 0.1, 0.37, 0.5, 0.9, 0.999];
+    let xs: Vec<f64> = (0..=600)
+        .map(|i| -30.0 + 0.1 * f64::from(i) + 1e-3)
+        .collect();
+    for &x in &xs {
+        for &t in &ts {
+            for gamma in GAMMAS.map(f64::from) {
+                for alpha in ALPHAS {
+                    for soft in SOFT_FORMS {
+                        let f = |x: f64| reference::focal(x, t, gamma, alpha, soft).loss;
+                        let p = reference::focal(x, t, gamma, alpha, soft);
+                        // Five-point stencil: truncation O(h^4), rounding ~ eps |f| / h.
+                        let h = 1e-3;
+                        let fd = (f(x - 2.0 * h) - 8.0 * f(x - h) + 8.0 * f(x + h)
+                            - f(x + 2.0 * h))
+                            / (12.0 * h);
+                        let tol = 1e-7 * p.grad_scale + 1e-12 * p.loss.abs() + 1e-300;
+                        assert!(
+                            (fd - p.grad).abs() <= tol,
+                            "finite difference: x={x} t={t} gamma={gamma} alpha={alpha:?} \
+                             soft={soft:?}: grad {:e}, fd {fd:e}",
+                            p.grad
+                        );
+                        if x.abs() <= 10.0 {
+                            // Textbook formulas; 1 - p loses at most e^10 * 2^-53 ~ 2e-12.
+                            let pr = 1.0 / (1.0 + (-x).exp());
+                            let bce = -(t * pr.ln() + (1.0 - t) * (1.0 - pr).ln());
+                            let pt = match soft {
+                                SoftTargets::Torchvision => pr * t + (1.0 - pr) * (1.0 - t),
+                                SoftTargets::ExpNegBce => (-bce).exp(),
+                            };
+                            let naive = reference::alpha_t(alpha, t) * (1.0 - pt).powf(gamma) * bce;
+                            let scale = naive.abs().max(1e-300);
+                            assert!(
+                                ((naive - p.loss) / scale).abs() < 1e-8,
+                                "naive formula: x={x} t={t} gamma={gamma} alpha={alpha:?} \
+                                 soft={soft:?}: {:e} vs naive {naive:e}",
+                                p.loss
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Both soft forms reduce to the hard formulas at t = 0 and 1.
+    for i in 0..=2000 {
+        let x = -100.0 + 0.1 * f64::from(i) + 1e-4;
+        for t in [0.0, 1.0] {
+            for gamma in GAMMAS.map(f64::from) {
+                let h = reference::hard(x, t, gamma, 0.75);
+                for s in [
+                    reference::soft_torchvision(x, t, gamma, 0.75),
+                    reference::soft_snippet(x, t, gamma, 0.75),
+                ] {
+                    // The soft gradient forms p - t = -(1 - p) by subtraction: compare it
+                    // on its term scale.
+                    let loss_ok = (h.loss - s.loss).abs() <= 1e-13 * h.loss.abs() + 1e-300;
+                    let grad_ok = (h.grad - s.grad).abs() <= 1e-13 * s.grad_scale + 1e-300;
+                    assert!(
+                        loss_ok && grad_ok,
+                        "hard vs soft formulas at x={x} t={t} gamma={gamma}: {h:?} vs {s:?}"
+                    );
+                }
+            }
+        }
+    }
+    // Building blocks: sigmoid(x) + sigmoid(-x) = 1, softplus(x) - softplus(-x) = x,
+    // log_sigmoid(x) = ln(sigmoid(x)) and log_sigmoid(x) - log_sigmoid(-x) = x.
+    for i in 0..=4000 {
+        let x = -200.0 + 0.1 * f64::from(i) + 1e-5;
+        let s = reference::sigmoid(x) + reference::sigmoid(-x);
+        assert!((s - 1.0).abs() <= 2.3e-16, "sigmoid symmetry at {x}: {s}");
+        let d = reference::softplus(x) - reference::softplus(-x);
+        assert!(
+            (d - x).abs() <= 4.5e-16 * x.abs().max(1.0),
+            "softplus at {x}"
+        );
+        // ln is well conditioned away from 1, i.e. where sigmoid(x) <= 1/2.
+        let ls = reference::log_sigmoid(x);
+        if x <= 0.0 {
+            let direct = reference::sigmoid(x).ln();
+            assert!(
+                (ls - direct).abs() <= 1e-15 * ls.abs(),
+                "log_sigmoid at {x}"
+            );
+        } else {
+            let d = ls - reference::log_sigmoid(-x);
+            assert!((d - x).abs() <= 4.5e-16 * x.max(1.0), "log_sigmoid at {x}");
+        }
+    }
+}
+
+/// The measures can fail: a result a few ULP off, a NaN, a flushed zero are all
+/// reported against the bars used above.
+#[test]
+fn measurement_detects_errors() {
+    assert_eq!(ulp_f32(1.0), f64::from(f32::EPSILON));
+    assert_eq!(ulp_f32(1.5e-40), common::measure::MIN_SUBNORMAL);
+    assert_eq!(ulp_f32(f64::from(f32::MAX)), 2f64.powi(104));
+    assert_eq!(ulp_f32(-0.75), 2f64.powi(-24));
+    let reference = 0.3f64;
+    let one_ulp = ulp_f32(reference) as f32;
+    let sample = |got: f32| Sample {
+        x: 1.0,
+        t: 1.0,
+        gamma: 2.0,
+        alpha: Alpha::Off,
+        soft: SoftTargets::Torchvision,
+        got,
+        reference,
+        scale: reference,
+    };
+    let mut st = Stats::default();
+    st.record(sample(0.3));
+    assert!(st.failures("row", 8.0).is_empty());
+    st.record(sample(0.3 + 9.0 * one_ulp));
+    assert!(st.max_ulp > 8.0 && st.failures("row", 8.0).len() == 1);
+    st.record(sample(f32::NAN));
+    st.record(sample(0.0));
+    assert_eq!((st.non_finite, st.flushed), (1, 1));
+    assert_eq!(st.failures("row", 1e9).len(), 2);
+    // A zero where the reference is below one ULP of the cancelling terms is rounding,
+    // not a flush.
+    let mut st = Stats::default();
+    st.record(Sample {
+        reference: 1e-9,
+        scale: 1.0,
+        got: 0.0,
+        ..sample(0.0)
+    });
+    assert_eq!(st.flushed, 0);
+}
