@@ -508,8 +508,15 @@ fn dyadic_unit() -> impl Strategy<Value = f32> {
     (0u32..=(1 << 20)).prop_map(|k| k as f32 / 1_048_576.0)
 }
 
+/// A soft target that is a multiple of 2^-20, with weight near 0 and 1 (where the
+/// two sides of the mirror differ most in conditioning).
 fn dyadic_soft() -> impl Strategy<Value = f32> {
-    (1u32..(1 << 20)).prop_map(|k| k as f32 / 1_048_576.0)
+    prop_oneof![
+        2 => 1u32..(1 << 20),
+        1 => 1u32..1024,
+        1 => ((1 << 20) - 1024)..(1u32 << 20),
+    ]
+    .prop_map(|k| k as f32 / 1_048_576.0)
 }
 
 /// Tolerance of the mirror image for soft targets, in units of `U` times the error
