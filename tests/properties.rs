@@ -686,8 +686,12 @@ proptest! {
     /// Reductions: Mean = DivideBy(active count) bit for bit, Mean = Sum / count and
     /// DivideBy(n) = Sum / n within 2 ULP (both sides are the exact quotient rounded
     /// twice: < 2 ULP apart), the fused gradient with Sum is the elementwise
-    /// gradient bit for bit, with Mean it is grad / count within 2 ULP (again two
-    /// roundings each: RN(P RN(a/c)) against RN(RN(P a)/c)).
+    /// gradient bit for bit, with Mean it is grad / count within 2 ULP where alpha_t
+    /// is one coefficient (hard targets, Off, Uniform: again two roundings each,
+    /// RN(P RN(a/c)) against RN(RN(P a)/c)). For Balanced alpha and a soft target,
+    /// alpha_t = a t + (1-a)(1-t) comes from two coefficients each scaled and rounded
+    /// once: with a formula free of cancellation each side is within ~3 u of the
+    /// exact factor, so the two are < 7 u + 1.5 ULP, i.e. <= 8 ULP, apart.
     #[test]
     fn reductions_are_consistent(
         (x, t) in slice_of(-1000.0f32..1000.0, any_target()),
@@ -724,8 +728,10 @@ proptest! {
                 "{} DivideBy({}) {:e}, Sum/n {:e}", ctx, n, by_n, sum / n
             );
             for i in 0..x.len() {
+                let two_coefficients = matches!(a, Alpha::Balanced(_)) && !is_hard(t[i]);
+                let tol = if two_coefficients { 8 } else { 2 };
                 prop_assert!(
-                    ulp_distance(g_mean[i], grad[i] / c) <= 2,
+                    ulp_distance(g_mean[i], grad[i] / c) <= tol,
                     "{} i={}: Mean grad {:e}, grad/count {:e}", ctx, i, g_mean[i], grad[i] / c
                 );
             }
@@ -892,15 +898,15 @@ fn regression_balanced_alpha_soft_target_cancellation() {
             }
             errors.extend(grad_error(b, x, t, g, alpha, SoftTargets::Torchvision).err());
         }
-        // The fused Mean gradient against grad / count (2 ULP, see
-        // `reductions_are_consistent`).
+        // The fused Mean gradient against grad / count (8 ULP for Balanced alpha and
+        // a soft target, see `reductions_are_consistent`).
         let fl = focal(0.0, Alpha::Balanced(0.0), SoftTargets::Torchvision, b);
         let mut t = vec![0.0f32; 17];
         t[16] = 0.999;
         let x = vec![0.0f32; 17];
         let grad = run_grad(&fl, &x, &t).expect("valid")[16];
         let (_, gm) = run_fused(&fl, &x, &t, Reduction::Mean).expect("valid");
-        if ulp_distance(gm[16], grad / 17.0) > 2 {
+        if ulp_distance(gm[16], grad / 17.0) > 8 {
             errors.push(format!(
                 "{b:?} Balanced(0) t=0.999 x=0, Mean over 17: fused grad {:e}, grad/17 {:e}",
                 gm[16],
