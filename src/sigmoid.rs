@@ -36,6 +36,7 @@ impl Focal {
         };
         let c = self.coeffs(scale);
         let sum = backend.focal(Mode::Sum, soft, &c, logits, targets, &mut []);
+        let sum = finite_or_recomputed(sum, backend, soft, &c, logits, targets);
         Ok((sum * scale) as f32)
     }
 
@@ -66,6 +67,7 @@ impl Focal {
         };
         let c = self.coeffs(scale);
         let sum = backend.focal(Mode::Fused, soft, &c, logits, targets, grad);
+        let sum = finite_or_recomputed(sum, backend, soft, &c, logits, targets);
         Ok((sum * scale) as f32)
     }
 
@@ -123,9 +125,34 @@ impl Focal {
             a_diff: (a_pos - a_neg) as f32,
             ga_pos: (a_pos * scale) as f32,
             ga_neg: (a_neg * scale) as f32,
-            ga_diff: ((a_pos - a_neg) * scale) as f32,
         }
     }
+}
+
+/// The kernels sum in f32 lanes (Kahan). When that sum is not finite (an infinite
+/// logit, NaN, or finite losses whose f32 sum overflows), the losses are summed
+/// again in f64, a stack chunk at a time: f64 cannot overflow there, an infinite
+/// loss stays infinite (Kahan's correction would have made it NaN), and NaN stays
+/// NaN. This path costs a second pass and only runs in those cases.
+fn finite_or_recomputed(
+    sum: f64,
+    backend: Backend,
+    soft: u8,
+    c: &Coeffs,
+    logits: &[f32],
+    targets: &[f32],
+) -> f64 {
+    if sum.is_finite() {
+        return sum;
+    }
+    let mut buf = [0.0f32; 256];
+    let mut total = 0.0f64;
+    for (x, t) in logits.chunks(buf.len()).zip(targets.chunks(buf.len())) {
+        let out = &mut buf[..x.len()];
+        backend.focal(Mode::Loss, soft, c, x, t, out);
+        total += out.iter().map(|&v| f64::from(v)).sum::<f64>();
+    }
+    total
 }
 
 fn check_len(slice: &'static str, expected: usize, actual: usize) -> Result<(), Error> {

@@ -114,12 +114,18 @@ unsafe impl SimdF32 for f32 {
         libm::expf(self)
     }
     #[inline(always)]
-    fn exp_nonpositive(self) -> Self {
-        libm::expf(self)
+    fn exp_nonpositive_parts(self) -> (Self, Self) {
+        // libm's f64 exp gives the f32 result and its rounding error.
+        let e = libm::exp(f64::from(self));
+        let hi = e as f32;
+        (hi, (e - f64::from(hi)) as f32)
     }
     #[inline(always)]
-    fn log1p_unit(self) -> Self {
-        libm::log1pf(self)
+    fn log1p_unit_parts(self) -> (Self, Self) {
+        // libm's f64 log1p gives the f32 result and its rounding error.
+        let l = libm::log1p(f64::from(self));
+        let hi = l as f32;
+        (hi, (l - f64::from(hi)) as f32)
     }
 }
 

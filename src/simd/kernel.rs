@@ -6,7 +6,8 @@
 //! targets before calling them.
 
 use super::math::{
-    exp_hilo, expm1_nonpositive, ln_hilo, logistic, neg_part, pos_part, two_prod_err, two_sum,
+    exp_hilo, exp_nonpositive, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic,
+    pos_part, two_prod_err, two_sum, LN2_HI, LN2_LO,
 };
 use super::{SimdF32, MAX_LANES};
 
@@ -37,7 +38,6 @@ pub(crate) struct Coeffs {
     /// alpha_t times the reduction's scale, for the gradient (rounded once from f64).
     pub ga_pos: f32,
     pub ga_neg: f32,
-    pub ga_diff: f32,
 }
 
 /// What a kernel call writes and returns.
@@ -63,7 +63,6 @@ struct Splats<V> {
     a_diff: V,
     ga_pos: V,
     ga_neg: V,
-    ga_diff: V,
 }
 
 impl<V: SimdF32> Splats<V> {
@@ -79,7 +78,6 @@ impl<V: SimdF32> Splats<V> {
             a_diff: V::splat(c.a_diff),
             ga_pos: V::splat(-c.ga_pos),
             ga_neg: V::splat(c.ga_neg),
-            ga_diff: V::splat(c.ga_diff),
         }
     }
 }
@@ -117,6 +115,33 @@ fn pow_int<V: SimdF32, const G: u32>(q: V, one: V) -> V {
     }
 }
 
+/// `q^G` for the integer kinds with the products' rounding errors carried to first
+/// order (the soft-target path, where q^G multiplies a larger relative error).
+#[inline(always)]
+fn pow_int_compensated<V: SimdF32, const G: u32>(q: V, one: V) -> V {
+    match G {
+        0 => one,
+        1 => q,
+        2 => {
+            let q2 = q * q;
+            q2 + two_prod_err(q, q, q2)
+        }
+        3 => {
+            let q2 = q * q;
+            let q2_lo = two_prod_err(q, q, q2);
+            let q3 = q2 * q;
+            q3 + q2_lo.mul_add(q, two_prod_err(q2, q, q3))
+        }
+        4 => {
+            let q2 = q * q;
+            let q2_lo = two_prod_err(q, q, q2);
+            let q4 = q2 * q2;
+            q4 + (q2 + q2).mul_add(q2_lo, two_prod_err(q2, q2, q4))
+        }
+        _ => one,
+    }
+}
+
 /// `e^(-(f * (zpos + l)))` where `zpos + l = softplus(z)`, with the product carried
 /// in hi + lo: for |z| ~ 100 the exponent is ~100 and its rounding error alone would
 /// cost hundreds of ULP.
@@ -132,25 +157,39 @@ fn exp_neg_frac_softplus<V: SimdF32>(f: V, zpos: V, l: V) -> V {
     exp_hilo(-s, -lo)
 }
 
-/// `q^gamma` for soft targets, `q` in (0, 1]: `q^n * e^(f ln q)`, `ln q` in hi + lo.
+/// `(q^gamma * 2^shift, shift)` for soft targets, `q` in (0, 1]. The integer kinds
+/// multiply (shift 0). The general kind is `e^(gamma ln q)` with `ln q` and the
+/// product carried in hi + lo; where `q^gamma < 2^-55` it adds `64 ln 2` to the
+/// exponent (`shift = 64`) so that the caller can multiply by a large BCE first.
 #[inline(always)]
-fn pow_soft<V: SimdF32, const G: u32>(q: V, n: u32, sp: &Splats<V>) -> V {
+fn pow_soft<V: SimdF32, const G: u32>(q: V, q_lo: V, sp: &Splats<V>) -> (V, V) {
     if G != GENERAL {
-        return pow_int::<V, G>(q, sp.one);
+        // (q + q_lo)^G = q^G (1 + G q_lo / q) to first order.
+        let qg = pow_int_compensated::<V, G>(q, sp.one);
+        let rel = V::splat(G as f32) * q_lo / q;
+        let rel = V::select(sp.zero.lt(q), rel, sp.zero);
+        return (qg.mul_add(rel, qg), sp.zero);
     }
     let (h, l) = ln_hilo(q);
-    let a = sp.frac * h;
-    let a_lo = two_prod_err(sp.frac, h, a);
-    let (s, s_err) = two_sum(a, sp.frac * l);
-    let r = powi(q, n, sp.one) * exp_hilo(s, a_lo + s_err);
-    V::select(q.eq(sp.zero), sp.zero, r)
+    // ln(q + q_lo) = ln q + q_lo / q to first order.
+    let l = V::select(sp.zero.lt(q), l + q_lo / q, l);
+    let a = sp.gamma * h;
+    let a_lo = two_prod_err(sp.gamma, h, a);
+    let (s, s_err) = two_sum(a, sp.gamma * l);
+    let shift = V::select(s.lt(V::splat(-38.0)), V::splat(64.0), sp.zero);
+    // 64 LN2_HI is exact (LN2_HI has 8 trailing zero bits); TwoSum keeps the rest.
+    let (s, s_err2) = two_sum(s, shift * V::splat(LN2_HI));
+    let lo = shift.mul_add(V::splat(LN2_LO), (a_lo + s_err) + s_err2);
+    let r = exp_hilo(s, lo);
+    (V::select(q.eq(sp.zero), sp.zero, r), shift)
 }
 
 /// Loss and gradient (`d loss / d x`, times the reduction's scale) of one vector.
 #[inline(always)]
 fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: V, t: V) -> (V, V) {
     let lg = logistic(x);
-    let l = lg.e.log1p_unit();
+    let (l_hi, l_lo) = log1p_exp_neg_abs(&lg);
+    let l = l_hi + l_lo;
 
     // Hard targets: z = s x with s = 2t - 1; q = 1 - p_t = sigmoid(-z) never by
     // subtraction, L = BCE = softplus(-z).
@@ -159,9 +198,12 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
     let zneg = z.lt(sp.zero);
     let q = V::select(zneg, lg.big, lg.small);
     let omq = V::select(zneg, lg.small, lg.big);
-    let bce = pos_part(-z) + l;
+    let bce = (pos_part(-z) + l_hi) + l_lo;
     let qg = if G == GENERAL {
-        powi(q, n, sp.one) * exp_neg_frac_softplus(sp.frac, pos_part(z), l)
+        // z = +inf (a certain, correct prediction) must give frac * z = inf, not
+        // the NaN of 0 * inf when frac = 0: clamp to the largest finite value.
+        let zpos = V::splat(f32::MAX).min(pos_part(z));
+        powi(q, n, sp.one) * exp_neg_frac_softplus(sp.frac, zpos, l)
     } else {
         pow_int::<V, G>(q, sp.one)
     };
@@ -181,35 +223,71 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         let xneg = x.lt(sp.zero);
         let p = V::select(xneg, lg.small, lg.big);
         let pm = V::select(xneg, lg.big, lg.small);
+        let p_lo = V::select(xneg, lg.small_lo, lg.big_lo);
+        let pm_lo = V::select(xneg, lg.big_lo, lg.small_lo);
+        // 1 - t = omt + omt_lo exactly (Fast2Sum, 1 >= t).
         let omt = sp.one - t;
-        let sp_x = pos_part(x) + l;
-        let sp_negx = neg_part(x).abs() + l;
-        let bce = t.mul_add(sp_negx, omt * sp_x);
-        let pmt = p - t;
-        let (q, r) = if SOFT == SOFT_TORCHVISION {
-            // q = (1-p) t + p (1-t): two non-negative terms; dq/dx = p (1-p) (1-2t);
-            // q >= min(t, 1-t) > 0, and |dq/dx / q| <= 2.
-            let q = pm.mul_add(t, p * omt);
+        let omt_lo = (sp.one - omt) - t;
+        // BCE = t softplus(-x) + (1-t) softplus(x) = softplus(x) - t x
+        //     = l + w |x| with w = 1 - t for x > 0 and w = t for x <= 0: no
+        //     cancellation, and l is carried in hi + lo.
+        let xpos = sp.zero.lt(x);
+        let ax = x.abs();
+        let w = V::select(xpos, omt, t);
+        let w_lo = V::select(xpos, omt_lo, sp.zero);
+        // (The tail term uses |x| clamped to finite: w_lo may be 0 at x = inf.)
+        let ax_c = V::splat(f32::MAX).min(ax);
+        let bce = w.mul_add(ax, l_hi) + w_lo.mul_add(ax_c, l_lo);
+        // BCE is infinite only for infinite x, where the gradient terms using it
+        // tend to 0: clamp so that 0 * inf does not make a NaN.
+        let bce_c = V::splat(f32::MAX).min(bce);
+        // p - t without cancellation error: for x >= 0, p = 1 - pm and
+        // p - t = (1 - t) - pm, from the exact 1 - t and the small pm.
+        let pmt = V::select(
+            xneg,
+            (p - t) + p_lo,
+            (omt - pm) + (omt_lo - pm_lo),
+        );
+        let (q, q_lo, r_bce) = if SOFT == SOFT_TORCHVISION {
+            // q = (1-p) t + p (1-t): non-negative terms; dq/dx = p (1-p) (1-2t);
+            // q >= min(t, 1-t) > 0 and |dq/dx / q| <= 2, so BCE (dq/dx) / q is
+            // bounded (BCE grows like |x|, p (1-p) decays like e^-|x|).
+            // q in hi + lo: exact products and sum, plus the tails of p, 1-p, 1-t.
+            let a = pm * t;
+            let b = p * omt;
+            let (q, e1) = two_sum(a, b);
+            let tail = pm_lo.mul_add(t, p_lo.mul_add(omt, p * omt_lo));
+            let q_lo = e1 + (two_prod_err(pm, t, a) + two_prod_err(p, omt, b)) + tail;
             let dq = p * pm * t.mul_add(V::splat(-2.0), sp.one);
-            (q, dq / q)
+            (q, q_lo, bce_c * (dq / q))
         } else {
-            // q = 1 - exp(-BCE) by expm1; dq/dx = exp(-BCE) (p - t).
-            let (em1, ex) = expm1_nonpositive(-bce);
-            let q = -em1;
-            let r = ex * pmt / q;
-            (q, V::select(sp.zero.lt(q), r, sp.zero))
+            // q = 1 - exp(-BCE) by expm1; dq/dx = exp(-BCE) (p - t), and
+            // BCE exp(-BCE) <= 1/e stays finite.
+            let q = -expm1_nonpositive(-bce);
+            let r = (bce_c * exp_nonpositive(-bce)) * pmt / q;
+            (q, sp.zero, V::select(sp.zero.lt(q), r, sp.zero))
         };
-        let qg = pow_soft::<V, G>(q, n, sp);
-        let fl = qg * bce;
-        // d(q^g BCE)/dx = g q^g BCE (dq/q) + q^g (p - t), with q^g BCE formed first
-        // so that no power of q with a negative exponent appears.
+        let (qg, shift) = pow_soft::<V, G>(q, q_lo, sp);
+        // The general kind returns q^g scaled by 2^shift where q^g < 2^-55, so
+        // that a tiny q^g times a huge BCE is not flushed; one rounding at the end.
+        let fl = (qg * bce).ldexp(-shift);
+        let qg = qg.ldexp(-shift);
+        // d(q^g BCE)/dx = q^g (g BCE (dq/dx)/q + (p - t)): no negative power of q.
         let graw = if G == 0 {
             pmt
         } else {
-            (fl * sp.gamma).mul_add(r, qg * pmt)
+            qg * sp.gamma.mul_add(r_bce, pmt)
         };
-        let soft_loss = fl * t.mul_add(sp.a_diff, sp.a_neg);
-        let soft_grad = graw * t.mul_add(sp.ga_diff, sp.ga_neg);
+        // alpha_t = a t + (1-a)(1-t): two non-negative terms (no cancellation when
+        // alpha_t is small); exactly a when both weights are a (Off, Uniform).
+        let uniform = sp.a_diff.eq(sp.zero);
+        let a_t = sp.a_pos.mul_add(t, sp.a_neg.mul_add(omt, sp.a_neg * omt_lo));
+        let a_t = V::select(uniform, sp.a_neg, a_t);
+        let ga_pos = -sp.ga_pos;
+        let ga_t = ga_pos.mul_add(t, sp.ga_neg.mul_add(omt, sp.ga_neg * omt_lo));
+        let ga_t = V::select(uniform, sp.ga_neg, ga_t);
+        let soft_loss = fl * a_t;
+        let soft_grad = graw * ga_t;
         let hard = V::or(t.eq(sp.one), t.eq(sp.zero));
         loss = V::select(hard, loss, soft_loss);
         grad = V::select(hard, grad, soft_grad);
@@ -382,28 +460,42 @@ pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
     let mut ignored = 0usize;
     let mut any_soft = false;
     for (b, block) in t.chunks(BLOCK_VECTORS * V::LANES).enumerate() {
-        let mut valid = zero.eq(zero);
-        let mut soft = zero.lt(zero);
-        let mut count = zero;
-        let mut step = |tv: V| {
+        // Four independent accumulators: the float count is a latency chain.
+        let mut valid = [zero.eq(zero); 4];
+        let mut soft = [zero.lt(zero); 4];
+        let mut count = [zero; 4];
+        let step = |k: usize, tv: V, valid: &mut [V::Mask; 4], soft: &mut [V::Mask; 4], count: &mut [V; 4]| {
             let in_unit = V::and(zero.le(tv), tv.le(one));
             let is_ign = tv.eq(ign);
-            valid = V::and(valid, V::or(in_unit, is_ign));
-            soft = V::or(soft, V::and(zero.lt(tv), tv.lt(one)));
-            count = count + V::select(is_ign, one, zero);
+            valid[k] = V::and(valid[k], V::or(in_unit, is_ign));
+            soft[k] = V::or(soft[k], V::and(zero.lt(tv), tv.lt(one)));
+            count[k] = count[k] + V::select(is_ign, one, zero);
         };
         let mut i = 0;
+        while i + 4 * V::LANES <= block.len() {
+            for k in 0..4 {
+                // SAFETY: 4 LANES elements from i are in bounds of block.
+                let tv = unsafe { V::load(block.as_ptr().add(i + k * V::LANES)) };
+                step(k, tv, &mut valid, &mut soft, &mut count);
+            }
+            i += 4 * V::LANES;
+        }
         while i + V::LANES <= block.len() {
             // SAFETY: LANES elements from i are in bounds of block.
-            step(unsafe { V::load(block.as_ptr().add(i)) });
+            let tv = unsafe { V::load(block.as_ptr().add(i)) };
+            step(0, tv, &mut valid, &mut soft, &mut count);
             i += V::LANES;
         }
         let rest = block.len() - i;
         if rest > 0 {
             // SAFETY: rest elements from i are in bounds; the padding lanes hold the
             // ignore label (valid, counted, subtracted below).
-            step(unsafe { V::load_partial(block.as_ptr().add(i), rest, -1.0) });
+            let tv = unsafe { V::load_partial(block.as_ptr().add(i), rest, -1.0) };
+            step(0, tv, &mut valid, &mut soft, &mut count);
         }
+        let valid = V::and(V::and(valid[0], valid[1]), V::and(valid[2], valid[3]));
+        let soft = V::or(V::or(soft[0], soft[1]), V::or(soft[2], soft[3]));
+        let count = (count[0] + count[1]) + (count[2] + count[3]);
         let lanes = V::LANES.min(32);
         let full = if lanes == 32 {
             u32::MAX

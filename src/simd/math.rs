@@ -9,9 +9,9 @@ use super::SimdF32;
 const LOG2E: f32 = f32::from_bits(0x3FB8_AA3B);
 /// High part of ln 2 with 8 trailing zero bits (0x3F317200), so `k * LN2_HI` is exact
 /// for |k| <= 2^8: Cody-Waite reduction.
-const LN2_HI: f32 = f32::from_bits(0x3F31_7200);
+pub(crate) const LN2_HI: f32 = f32::from_bits(0x3F31_7200);
 /// ln 2 - LN2_HI rounded to f32 (0x35BFBE8E); together |error| < 2^-45.
-const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E);
+pub(crate) const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E);
 
 /// Error-free sum: `a + b = s + err` exactly (Knuth's TwoSum, no ordering needed).
 #[inline(always)]
@@ -65,6 +65,15 @@ pub(crate) fn exp_nonpositive<V: SimdF32>(x: V) -> V {
 /// The body of [`exp`] for `x` in `[-104, 89]` or NaN.
 #[inline(always)]
 fn exp_clamped<V: SimdF32>(x: V) -> V {
+    let (k, m) = exp_reduced(x);
+    (V::splat(1.0) + m).ldexp(k)
+}
+
+/// `e^x = 2^k (1 + m)` with `k` integer and `m = e^r - 1`, |r| <= ln2/2, for `x` in
+/// `[-104, 89]`: Cody-Waite reduction, then the degree-7 Taylor polynomial of
+/// `e^r - 1` (truncation < r^8/8! e^r < 7.6e-9 relative to `1 + m`).
+#[inline(always)]
+fn exp_reduced<V: SimdF32>(x: V) -> (V, V) {
     let k = (x * V::splat(LOG2E)).round();
     let r = k.mul_add(V::splat(-LN2_HI), x);
     let r = k.mul_add(V::splat(-LN2_LO), r);
@@ -73,15 +82,27 @@ fn exp_clamped<V: SimdF32>(x: V) -> V {
     let p = r.mul_add(p, V::splat(1.0 / 24.0));
     let p = r.mul_add(p, V::splat(1.0 / 6.0));
     let p = r.mul_add(p, V::splat(0.5));
-    let p = r.mul_add(p, V::splat(1.0));
-    let p = r.mul_add(p, V::splat(1.0));
-    p.ldexp(k)
+    (k, (r * r).mul_add(p, r))
+}
+
+/// `e^x` for `x <= 0` as an unevaluated sum `hi + lo`: `hi` is `e^x` rounded, `lo`
+/// its rounding error (the Fast2Sum residual of `1 + m`, scaled alike), so that
+/// `hi + lo` is within about 0.1 ULP of `e^x` (for normal results). Callers that
+/// need the sigmoid to better than 1 ULP carry `lo` to first order.
+#[inline(always)]
+pub(crate) fn exp_nonpositive_parts<V: SimdF32>(x: V) -> (V, V) {
+    let (k, m) = exp_reduced(V::splat(-104.0).max(x));
+    let one = V::splat(1.0);
+    let hi = one + m;
+    // |m| <= e^(ln2/2) - 1 < 1: Fast2Sum is exact.
+    let lo = (one - hi) + m;
+    (hi.ldexp(k), lo.ldexp(k))
 }
 
 /// `e^x - 1` for `x <= 0` (the only use: the snippet's `1 - exp(-BCE)`), no
 /// cancellation for small |x|. Max error 1 ULP.
 #[inline(always)]
-pub(crate) fn expm1_nonpositive<V: SimdF32>(x: V) -> (V, V) {
+pub(crate) fn expm1_nonpositive<V: SimdF32>(x: V) -> V {
     // Below -30, e^x < 2^-43 and e^x - 1 rounds to -1.
     let x = V::splat(-30.0).max(x);
     let k = (x * V::splat(LOG2E)).round();
@@ -97,18 +118,15 @@ pub(crate) fn expm1_nonpositive<V: SimdF32>(x: V) -> (V, V) {
     let em = (r * r).mul_add(p, r);
     let s = k.pow2i();
     // e^x - 1 = 2^k (e^r - 1) + (2^k - 1); 2^k - 1 is exact for k in [-24, 0].
-    let expm1 = s.mul_add(em, s - V::splat(1.0));
-    // e^x = 2^k (e^r - 1) + 2^k, returned too (the snippet needs both).
-    let exp = s.mul_add(em, s);
-    (expm1, exp)
+    s.mul_add(em, s - V::splat(1.0))
 }
 
-/// `ln(1 + f)` for `f` in `[-0.25, 0.5]`, fdlibm's arrangement
-/// `f - f^2/2 + s (f^2/2 + R(s^2))` with `s = f / (2 + f)` and `R` the atanh Taylor
-/// series to s^10 (truncation 2 s^13 / 13 < 1.3e-10 at s = 0.2): the exact `f`
-/// dominates, so the error stays below 1 ULP. Returns the parts to add to `k ln2`.
+/// `ln(1 + f) - f` for `f` in `[-0.25, 0.5]`, fdlibm's arrangement
+/// `-(f^2/2 - s (f^2/2 + R(s^2)))` with `s = f / (2 + f)` and `R` the atanh Taylor
+/// series to s^10 (truncation 2 s^13 / 13 < 1.3e-10 at s = 0.2). Kept apart from the
+/// exact `f`, it gives `ln(1 + f)` as an unevaluated sum `f + tail`.
 #[inline(always)]
-fn log1p_small<V: SimdF32>(f: V) -> V {
+fn log1p_small_tail<V: SimdF32>(f: V) -> V {
     let s = f / (V::splat(2.0) + f);
     let z = s * s;
     let r = z.mul_add(V::splat(2.0 / 11.0), V::splat(2.0 / 9.0));
@@ -117,25 +135,30 @@ fn log1p_small<V: SimdF32>(f: V) -> V {
     let r = z.mul_add(r, V::splat(2.0 / 3.0));
     let r = r * z;
     let hfsq = V::splat(0.5) * f * f;
-    // f - (hfsq - s (hfsq + R))
-    f - s.mul_add(-(hfsq + r), hfsq)
+    // -(hfsq - s (hfsq + R))
+    -s.mul_add(-(hfsq + r), hfsq)
 }
 
-/// `ln(1 + a)` for `a` in `[0, 1]` (the `log1p(exp(-|x|))` of softplus). Max error
-/// 1 ULP; `a = 0` gives 0, subnormal `a` gives `a`.
+/// `ln(1 + a)` for `a` in `[0, 1]` (the `log1p(exp(-|x|))` of softplus) as an
+/// unevaluated sum `hi + lo`; `hi + lo` rounded is within 1 ULP, the pair itself
+/// within about 0.1 ULP of `hi`. `a = 0` gives 0, subnormal `a` gives `a`.
 #[inline(always)]
-pub(crate) fn log1p_unit<V: SimdF32>(a: V) -> V {
+pub(crate) fn log1p_unit_parts<V: SimdF32>(a: V) -> (V, V) {
     // 1 + a = 2^k (1 + f): k = 0, f = a for a < 0.5 (exact, no rounding of 1 + a);
     // k = 1, f = (a - 1)/2 in [-0.25, 0] for a >= 0.5 (exact by Sterbenz).
     let big = V::splat(0.5).le(a);
+    let zero = V::splat(0.0);
     let f = V::select(big, a.mul_add(V::splat(0.5), V::splat(-0.5)), a);
-    let k = V::select(big, V::splat(1.0), V::splat(0.0));
-    let l = log1p_small(f);
-    k.mul_add(V::splat(LN2_HI), k.mul_add(V::splat(LN2_LO), l))
+    let kh = V::select(big, V::splat(LN2_HI), zero);
+    let kl = V::select(big, V::splat(LN2_LO), zero);
+    // Fast2Sum: |kh| >= |f| when k = 1, and kh = 0 adds exactly when k = 0.
+    let hi = kh + f;
+    let err = f - (hi - kh);
+    (hi, err + (kl + log1p_small_tail(f)))
 }
 
-/// `ln(q)` for `q` in `(0, 1]` as an unevaluated sum `hi + lo` with `hi = k ln2_hi`
-/// exact, so that `gamma * ln(q)` can be formed without losing the tail bits.
+/// `ln(q)` for `q` in `(0, 1]` as an unevaluated sum `hi + lo` (|lo| a few ulp of
+/// hi), so that `gamma * ln(q)` can be formed without losing the tail bits.
 /// Subnormal `q` is scaled by 2^24 first.
 #[inline(always)]
 pub(crate) fn ln_hilo<V: SimdF32>(q: V) -> (V, V) {
@@ -147,8 +170,10 @@ pub(crate) fn ln_hilo<V: SimdF32>(q: V) -> (V, V) {
     let big = V::splat(1.5).le(m);
     let m = V::select(big, m * V::splat(0.5), m);
     let k = V::select(big, k + V::splat(1.0), k);
-    let l = log1p_small(m - V::splat(1.0));
-    (k * V::splat(LN2_HI), k.mul_add(V::splat(LN2_LO), l))
+    let f = m - V::splat(1.0);
+    // ln q = k ln2_hi + f + tail + k ln2_lo; the first two summed exactly.
+    let (hi, err) = two_sum(k * V::splat(LN2_HI), f);
+    (hi, err + k.mul_add(V::splat(LN2_LO), log1p_small_tail(f)))
 }
 
 /// `(k, m)` with `x = 2^k * m`, `m` in `[1, 2)`, for positive normal `x`.
@@ -158,6 +183,18 @@ fn frexp<V: SimdF32>(x: V) -> (V, V) {
     let k = x.exponent();
     let m = x * (-k).pow2i();
     (k, m)
+}
+
+/// `c - a*b`, exact whenever the result is representable (the remainder of a
+/// rounded quotient): one FMA, or Dekker's product error without FMA.
+#[inline(always)]
+pub(crate) fn fms_exact<V: SimdF32>(a: V, b: V, c: V) -> V {
+    if V::FUSED_MUL_ADD {
+        (-a).mul_add(b, c)
+    } else {
+        let p = a * b;
+        (c - p) - two_prod_err(a, b, p)
+    }
 }
 
 /// `e^(hi + lo)` for an exponent carried as an unevaluated sum with |lo| << 1 ulp
@@ -172,31 +209,52 @@ pub(crate) fn exp_hilo<V: SimdF32>(hi: V, lo: V) -> V {
 /// loss kernels.
 #[derive(Clone, Copy)]
 pub(crate) struct Logistic<V> {
-    /// `e^-|x|`, in `[0, 1]`.
+    /// `e^-|x|`, in `[0, 1]`, rounded.
     pub e: V,
+    /// The rounding error of `e`.
+    pub el: V,
+    /// `1 / (1 + e)` rounded once, for first-order corrections.
+    pub inv_d: V,
     /// `sigmoid(|x|) = 1/(1 + e^-|x|)`, in `[0.5, 1]`.
     pub big: V,
     /// `sigmoid(-|x|) = e^-|x| / (1 + e^-|x|)`, in `[0, 0.5]`, never by subtraction.
     pub small: V,
+    /// The rounding error of `big` (first order).
+    pub big_lo: V,
+    /// The rounding error of `small` (first order).
+    pub small_lo: V,
 }
 
-/// Computes [`Logistic`] from one exp and two divisions. The rounding of
-/// `d = 1 + e` is corrected (TwoSum residual), so both sigmoids are within 1 ULP.
+/// Computes [`Logistic`] from one exp and two divisions, compensated: `e^-|x|` is
+/// carried as `e + el`, `1 + e` as `d + derr`, and both quotients are corrected by
+/// their exact remainders (FMA), so the only rounding left in each sigmoid is the
+/// last one (measured max 0.6 ULP).
 #[inline(always)]
 pub(crate) fn logistic<V: SimdF32>(x: V) -> Logistic<V> {
-    let e = x.neg_abs().exp_nonpositive();
+    let (e, el) = x.neg_abs().exp_nonpositive_parts();
     let one = V::splat(1.0);
     let d = one + e;
-    // Fast2Sum residual: 1 >= e, so d + derr = 1 + e exactly.
-    let derr = (one - d) + e;
+    // Fast2Sum residual (1 >= e), plus the tail of e: d + derr = 1 + e + el.
+    let derr = ((one - d) + e) + el;
     let big0 = one / d;
     let small0 = e / d;
-    // 1/(d + derr) = (1/d)(1 - derr/d + ...), derr/d < 2^-24.
-    let rel = big0 * derr;
+    // 1/(d + derr) = big0 + (1 - big0 d)/d - derr/d^2 + ...; the remainders
+    // 1 - big0 d and e - small0 d are exact with FMA.
+    let big_rem = fms_exact(big0, d, one);
+    let small_rem = fms_exact(small0, d, e) + el;
+    let big_c = big0 * (big_rem - big0 * derr);
+    let small_c = big0 * (small_rem - small0 * derr);
+    let big = big0 + big_c;
+    let small = small0 + small_c;
     Logistic {
         e,
-        big: big0.mul_add(-rel, big0),
-        small: small0.mul_add(-rel, small0),
+        el,
+        big,
+        small,
+        // Fast2Sum residuals (|big0| >= |big_c|): what the rounded sigmoids lost.
+        big_lo: big_c - (big - big0),
+        small_lo: small_c - (small - small0),
+        inv_d: big0,
     }
 }
 
@@ -212,22 +270,35 @@ pub(crate) fn neg_part<V: SimdF32>(x: V) -> V {
     V::splat(0.0).min(x)
 }
 
+/// `ln(1 + e^-|x|)` from the [`Logistic`] pieces, as `hi + lo`:
+/// `log1p(e) + el/(1 + e)` to first order in `el`.
+#[inline(always)]
+pub(crate) fn log1p_exp_neg_abs<V: SimdF32>(lg: &Logistic<V>) -> (V, V) {
+    let (hi, lo) = lg.e.log1p_unit_parts();
+    (hi, lg.el.mul_add(lg.inv_d, lo))
+}
+
 /// `softplus(x) = ln(1 + e^x) = max(x, 0) + log1p(e^-|x|)`: two terms of one sign,
 /// no cancellation. Max error 2 ULP.
 #[inline(always)]
 pub(crate) fn softplus<V: SimdF32>(x: V) -> V {
-    pos_part(x) + logistic_l(x)
+    let (hi, lo) = logistic_l(x);
+    (pos_part(x) + hi) + lo
 }
 
 /// `log_sigmoid(x) = min(x, 0) - log1p(e^-|x|)`. Max error 2 ULP.
 #[inline(always)]
 pub(crate) fn log_sigmoid<V: SimdF32>(x: V) -> V {
-    neg_part(x) - logistic_l(x)
+    let (hi, lo) = logistic_l(x);
+    (neg_part(x) - hi) - lo
 }
 
 #[inline(always)]
-fn logistic_l<V: SimdF32>(x: V) -> V {
-    x.neg_abs().exp_nonpositive().log1p_unit()
+fn logistic_l<V: SimdF32>(x: V) -> (V, V) {
+    let (e, el) = x.neg_abs().exp_nonpositive_parts();
+    let (hi, lo) = e.log1p_unit_parts();
+    // log1p(e + el) = log1p(e) + el/(1 + e) to first order.
+    (hi, el.mul_add(V::splat(1.0) / (V::splat(1.0) + e), lo))
 }
 
 /// `sigmoid(x) = 1/(1 + e^-x)` with no `1 - p` anywhere. Max error 1.5 ULP.

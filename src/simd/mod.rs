@@ -113,14 +113,15 @@ pub(crate) unsafe trait SimdF32:
     fn exp(self) -> Self {
         math::exp(self)
     }
-    /// `e^self` for `self <= 0`; see [`math::exp_nonpositive`].
+    /// `e^self` for `self <= 0` as `(hi, lo)`; see [`math::exp_nonpositive_parts`].
     #[inline(always)]
-    fn exp_nonpositive(self) -> Self {
-        math::exp_nonpositive(self)
+    fn exp_nonpositive_parts(self) -> (Self, Self) {
+        math::exp_nonpositive_parts(self)
     }
-    /// `ln(1 + self)` for `self` in `[0, 1]`; see [`math::log1p_unit`].
+    /// `ln(1 + self)` for `self` in `[0, 1]` as `(hi, lo)`; see
+    /// [`math::log1p_unit_parts`].
     #[inline(always)]
-    fn log1p_unit(self) -> Self {
-        math::log1p_unit(self)
+    fn log1p_unit_parts(self) -> (Self, Self) {
+        math::log1p_unit_parts(self)
     }
 }

@@ -94,7 +94,13 @@ unsafe impl SimdF32 for Avx512F32 {
     #[inline(always)]
     fn neg_abs(self) -> Self {
         // SAFETY: see the impl. Setting the sign bit is one instruction.
-        Avx512F32(unsafe { _mm512_or_ps(self.0, _mm512_set1_ps(-0.0)) })
+        // (the integer `or`: `_mm512_or_ps` needs AVX-512DQ).
+        Avx512F32(unsafe {
+            _mm512_castsi512_ps(_mm512_or_si512(
+                _mm512_castps_si512(self.0),
+                _mm512_set1_epi32(i32::MIN),
+            ))
+        })
     }
     #[inline(always)]
     fn max(self, b: Self) -> Self {
