@@ -237,7 +237,17 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         let w_lo = V::select(xpos, omt_lo, sp.zero);
         // (The tail term uses |x| clamped to finite: w_lo may be 0 at x = inf.)
         let ax_c = V::splat(f32::MAX).min(ax);
-        let bce = w.mul_add(ax, l_hi) + w_lo.mul_add(ax_c, l_lo);
+        // BCE in hi + lo: w |x| exactly (product error), summed exactly with l_hi.
+        // (l_lo is not small next to l_hi for |x| < ln 2: renormalize at the end.)
+        let wx = w * ax;
+        let (s, s_err) = two_sum(wx, l_hi);
+        let wx_lo = two_prod_err(w, ax_c, wx);
+        let wx_lo = V::select(wx_lo.eq(wx_lo), wx_lo, sp.zero);
+        let tail = (s_err + wx_lo) + w_lo.mul_add(ax_c, l_lo);
+        let tail = V::select(tail.eq(tail), tail, sp.zero);
+        let bce = s + tail;
+        let bce_lo = tail - (bce - s);
+        let bce_lo = V::select(bce_lo.eq(bce_lo), bce_lo, sp.zero);
         // BCE is infinite only for infinite x, where the gradient terms using it
         // tend to 0: clamp so that 0 * inf does not make a NaN.
         let bce_c = V::splat(f32::MAX).min(bce);
@@ -264,13 +274,15 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
             // q = 1 - exp(-BCE) by expm1; dq/dx = exp(-BCE) (p - t), and
             // BCE exp(-BCE) <= 1/e stays finite.
             let q = -expm1_nonpositive(-bce);
-            let r = (bce_c * exp_nonpositive(-bce)) * pmt / q;
-            (q, sp.zero, V::select(sp.zero.lt(q), r, sp.zero))
+            let ex = exp_nonpositive(-bce);
+            let r = (bce_c * ex) * pmt / q;
+            // d(1 - e^-B)/dB = e^-B: the tail of BCE moves q by e^-B bce_lo.
+            (q, ex * bce_lo, V::select(sp.zero.lt(q), r, sp.zero))
         };
         let (qg, shift) = pow_soft::<V, G>(q, q_lo, sp);
         // The general kind returns q^g scaled by 2^shift where q^g < 2^-55, so
         // that a tiny q^g times a huge BCE is not flushed; one rounding at the end.
-        let fl = (qg * bce).ldexp(-shift);
+        let fl = qg.mul_add(bce, qg * bce_lo).ldexp(-shift);
         let qg = qg.ldexp(-shift);
         // d(q^g BCE)/dx = q^g (g BCE (dq/dx)/q + (p - t)): no negative power of q.
         let graw = if G == 0 {
