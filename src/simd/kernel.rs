@@ -6,8 +6,8 @@
 //! targets before calling them.
 
 use super::math::{
-    exp_hilo, exp_nonpositive, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic,
-    pos_part, two_prod_err, two_sum, LN2_HI, LN2_LO,
+    exp_hilo, exp_nonpositive, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic, pos_part,
+    two_prod_err, two_sum, LN2_HI, LN2_LO,
 };
 use super::{SimdF32, MAX_LANES};
 
@@ -253,11 +253,7 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         let bce_c = V::splat(f32::MAX).min(bce);
         // p - t without cancellation error: for x >= 0, p = 1 - pm and
         // p - t = (1 - t) - pm, from the exact 1 - t and the small pm.
-        let pmt = V::select(
-            xneg,
-            (p - t) + p_lo,
-            (omt - pm) + (omt_lo - pm_lo),
-        );
+        let pmt = V::select(xneg, (p - t) + p_lo, (omt - pm) + (omt_lo - pm_lo));
         let (q, q_lo, r_bce) = if SOFT == SOFT_TORCHVISION {
             // q = (1-p) t + p (1-t): non-negative terms; dq/dx = p (1-p) (1-2t);
             // q >= min(t, 1-t) > 0 and |dq/dx / q| <= 2, so BCE (dq/dx) / q is
@@ -293,7 +289,9 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         // alpha_t = a t + (1-a)(1-t): two non-negative terms (no cancellation when
         // alpha_t is small); exactly a when both weights are a (Off, Uniform).
         let uniform = sp.a_diff.eq(sp.zero);
-        let a_t = sp.a_pos.mul_add(t, sp.a_neg.mul_add(omt, sp.a_neg * omt_lo));
+        let a_t = sp
+            .a_pos
+            .mul_add(t, sp.a_neg.mul_add(omt, sp.a_neg * omt_lo));
         let a_t = V::select(uniform, sp.a_neg, a_t);
         let ga_pos = -sp.ga_pos;
         let ga_t = ga_pos.mul_add(t, sp.ga_neg.mul_add(omt, sp.ga_neg * omt_lo));
@@ -476,7 +474,11 @@ pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
         let mut valid = [zero.eq(zero); 4];
         let mut soft = [zero.lt(zero); 4];
         let mut count = [zero; 4];
-        let step = |k: usize, tv: V, valid: &mut [V::Mask; 4], soft: &mut [V::Mask; 4], count: &mut [V; 4]| {
+        let step = |k: usize,
+                    tv: V,
+                    valid: &mut [V::Mask; 4],
+                    soft: &mut [V::Mask; 4],
+                    count: &mut [V; 4]| {
             let in_unit = V::and(zero.le(tv), tv.le(one));
             let is_ign = tv.eq(ign);
             valid[k] = V::and(valid[k], V::or(in_unit, is_ign));
