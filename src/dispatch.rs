@@ -5,6 +5,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::params::Error;
 use crate::simd::kernel::{Coeffs, Mode, TargetScan, Unary};
+use crate::simd::softmax::Call as SoftmaxCall;
 
 /// A kernel implementation. Every backend gives results within the same documented
 /// error bounds; they are not bit-for-bit identical to each other.
@@ -177,6 +178,13 @@ impl Backend {
         unsafe { (self.entries().focal)(mode, soft, c, x, t, out) }
     }
 
+    /// Runs the softmax focal kernel. The caller has checked `is_available`.
+    pub(crate) fn softmax(self, call: &SoftmaxCall<'_>, out: &mut [f32]) -> f64 {
+        debug_assert!(self.is_available());
+        // SAFETY: the caller checked that the backend is available.
+        unsafe { (self.entries().softmax)(call, out) }
+    }
+
     /// The backend's entry points. Calling them needs the backend's CPU features;
     /// on other architectures the x86 backends map to scalar (never available there).
     fn entries(self) -> Entries {
@@ -187,6 +195,7 @@ impl Backend {
                     focal: m::focal,
                     scan: m::scan,
                     unary: m::unary,
+                    softmax: m::softmax,
                 }
             }};
         }
@@ -211,6 +220,7 @@ struct Entries {
     focal: FocalEntry,
     scan: unsafe fn(&[f32]) -> TargetScan,
     unary: unsafe fn(Unary, &[f32], &mut [f32]),
+    softmax: unsafe fn(&SoftmaxCall<'_>, &mut [f32]) -> f64,
 }
 
 #[cfg(all(target_arch = "x86_64", feature = "std"))]

@@ -58,7 +58,9 @@ mod params;
 mod scalar;
 mod sigmoid;
 mod simd;
+mod softmax;
 
 pub use dispatch::Backend;
 pub use params::{Alpha, Error, Focal, Reduction, SoftTargets, IGNORE};
 pub use sigmoid::{log_sigmoid, sigmoid, softplus};
+pub use softmax::{ClassAlpha, SoftmaxFocal, IGNORE_INDEX};

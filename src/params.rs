@@ -71,6 +71,35 @@ pub enum Error {
     InvalidNormalizer(f32),
     /// The requested backend is not supported by this CPU or build.
     BackendUnavailable(Backend),
+    /// A slice of a softmax call does not have the length its shape `[N x C]` asks
+    /// for (`N` = number of labels, `C` = number of classes): `logits` and `grad`
+    /// need `N * C`, `out` needs `N`, a per-class `alpha` needs `C`.
+    ShapeMismatch {
+        /// Which slice has the wrong length (`"logits"`, `"out"`, `"grad"`,
+        /// `"alpha"`).
+        slice: &'static str,
+        /// The length it must have (`usize::MAX` when `N * C` overflows).
+        expected: usize,
+        /// The length it has.
+        actual: usize,
+    },
+    /// A softmax call with 0 classes.
+    NoClasses,
+    /// A label outside `[0, C)` that is not the ignore index
+    /// ([`crate::IGNORE_INDEX`], -100).
+    InvalidLabel {
+        /// The row (index into the labels) of the first offending label.
+        row: usize,
+        /// Its value.
+        label: i32,
+    },
+    /// A per-class alpha (class weight) that is negative, infinite or NaN.
+    InvalidClassAlpha {
+        /// The class.
+        class: usize,
+        /// Its weight.
+        value: f32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -96,6 +125,23 @@ impl fmt::Display for Error {
             Error::BackendUnavailable(b) => {
                 write!(f, "backend {b:?} is not available on this CPU or build")
             }
+            Error::ShapeMismatch {
+                slice,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "shape mismatch: `{slice}` has {actual} elements, the shape [N x C] needs {expected}"
+            ),
+            Error::NoClasses => write!(f, "no classes: the number of classes must be >= 1"),
+            Error::InvalidLabel { row, label } => write!(
+                f,
+                "invalid label {label} in row {row}: labels must be in [0, C) or -100 (ignored)"
+            ),
+            Error::InvalidClassAlpha { class, value } => write!(
+                f,
+                "invalid alpha {value} for class {class}: must be finite and >= 0"
+            ),
         }
     }
 }

@@ -45,6 +45,18 @@ macro_rules! entry_points {
         pub(crate) unsafe fn unary(op: Unary, x: &[f32], out: &mut [f32]) {
             kernel::unary::<$V>(op, x, out)
         }
+
+        /// The softmax focal loss kernels; see [`crate::simd::softmax::run`].
+        ///
+        /// # Safety
+        /// The CPU must support this backend's target features.
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) unsafe fn softmax(
+            call: &crate::simd::softmax::Call<'_>,
+            out: &mut [f32],
+        ) -> f64 {
+            crate::simd::softmax::run::<$V>(call, out)
+        }
     };
 }
 pub(crate) use entry_points;

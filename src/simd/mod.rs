@@ -10,6 +10,7 @@ use core::ops::{Add, Div, Mul, Neg, Sub};
 
 pub(crate) mod kernel;
 pub(crate) mod math;
+pub(crate) mod softmax;
 
 /// The widest vector any backend has (AVX-512: 16 lanes).
 pub(crate) const MAX_LANES: usize = 16;
@@ -123,5 +124,95 @@ pub(crate) unsafe trait SimdF32:
     #[inline(always)]
     fn log1p_unit_parts(self) -> (Self, Self) {
         math::log1p_unit_parts(self)
+    }
+
+    // Softmax kernels (`softmax`): strided access for rows-in-lanes, labels, and
+    // horizontal reductions. The defaults go through `to_array`/`load`; the x86
+    // backends override them with gathers, scatters and shuffles.
+
+    /// Lane `i` read from `ptr + i * stride`.
+    ///
+    /// # Safety
+    /// `ptr.add(i * stride)` must be valid for reading one f32 for every
+    /// `i < LANES`, and `LANES * stride <= 2^24` (gathers use 32-bit byte offsets).
+    #[inline(always)]
+    unsafe fn gather(ptr: *const f32, stride: usize) -> Self {
+        // SAFETY: forwarded; LANES < MAX_LANES + 1.
+        unsafe { Self::gather_partial(ptr, stride, Self::LANES, 0.0) }
+    }
+    /// Lane `i < n` read from `ptr + i * stride`, the other lanes `fill`.
+    ///
+    /// # Safety
+    /// `n <= LANES`, and `ptr.add(i * stride)` valid for reading for every `i < n`;
+    /// `LANES * stride <= 2^24`.
+    #[inline(always)]
+    unsafe fn gather_partial(ptr: *const f32, stride: usize, n: usize, fill: f32) -> Self {
+        let mut a = [fill; MAX_LANES];
+        for (i, v) in a.iter_mut().enumerate().take(n.min(Self::LANES)) {
+            // SAFETY: i < n, so lane i is readable (caller's guarantee).
+            *v = unsafe { ptr.add(i * stride).read_unaligned() };
+        }
+        // SAFETY: `a` holds MAX_LANES >= LANES values.
+        unsafe { Self::load(a.as_ptr()) }
+    }
+    /// Writes lane `i` to `ptr + i * stride`.
+    ///
+    /// # Safety
+    /// `ptr.add(i * stride)` must be valid for writing one f32 for every
+    /// `i < LANES`, the addresses distinct; `LANES * stride <= 2^24`.
+    #[inline(always)]
+    unsafe fn scatter(self, ptr: *mut f32, stride: usize) {
+        // SAFETY: forwarded.
+        unsafe { self.scatter_partial(ptr, stride, Self::LANES) }
+    }
+    /// Writes lane `i < n` to `ptr + i * stride`.
+    ///
+    /// # Safety
+    /// `n <= LANES`, `ptr.add(i * stride)` valid for writing for every `i < n`, the
+    /// addresses distinct; `LANES * stride <= 2^24`.
+    #[inline(always)]
+    unsafe fn scatter_partial(self, ptr: *mut f32, stride: usize, n: usize) {
+        let a = self.to_array();
+        for (i, &v) in a.iter().enumerate().take(n.min(Self::LANES)) {
+            // SAFETY: i < n, so lane i is writable (caller's guarantee).
+            unsafe { ptr.add(i * stride).write_unaligned(v) };
+        }
+    }
+    /// Loads the first `n <= LANES` i32 values converted to f32 (exact for
+    /// `|v| <= 2^24`), the other lanes `fill`.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `n` i32 (any alignment).
+    #[inline(always)]
+    unsafe fn load_i32_partial(ptr: *const i32, n: usize, fill: f32) -> Self {
+        let mut a = [fill; MAX_LANES];
+        for (i, v) in a.iter_mut().enumerate().take(n.min(Self::LANES)) {
+            // SAFETY: i < n (caller's guarantee).
+            *v = unsafe { ptr.add(i).read_unaligned() } as f32;
+        }
+        // SAFETY: `a` holds MAX_LANES >= LANES values.
+        unsafe { Self::load(a.as_ptr()) }
+    }
+    /// The largest lane. With a NaN lane the result is either NaN or the largest
+    /// of the other lanes (as `max`'s operand order decides).
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        let a = self.to_array();
+        let mut m = a[0];
+        for &v in a.iter().take(Self::LANES).skip(1) {
+            m = if v < m { m } else { v };
+        }
+        m
+    }
+    /// The sum of the lanes, added in f64 in a fixed order (within `16 * 2^-53`
+    /// relative of the exact sum: exact as far as an f32 result can tell).
+    #[inline(always)]
+    fn reduce_add_f64(self) -> f64 {
+        let a = self.to_array();
+        let mut s = 0.0f64;
+        for &v in a.iter().take(Self::LANES) {
+            s += f64::from(v);
+        }
+        s
     }
 }

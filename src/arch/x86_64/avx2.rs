@@ -186,4 +186,74 @@ unsafe impl SimdF32 for Avx2F32 {
         unsafe { _mm256_storeu_ps(a.as_mut_ptr(), self.0) };
         a
     }
+    #[inline(always)]
+    unsafe fn gather(ptr: *const f32, stride: usize) -> Self {
+        // SAFETY: the caller guarantees lanes i < 8 at ptr + i * stride are readable
+        // and that the element offsets fit in i32.
+        Avx2F32(unsafe { _mm256_i32gather_ps::<4>(ptr, lane_offsets(stride)) })
+    }
+    #[inline(always)]
+    unsafe fn gather_partial(ptr: *const f32, stride: usize, n: usize, fill: f32) -> Self {
+        // SAFETY: a masked gather reads only the first n lanes, which the caller
+        // guarantees are readable; offsets fit in i32 (caller's guarantee).
+        Avx2F32(unsafe {
+            _mm256_mask_i32gather_ps::<4>(
+                _mm256_set1_ps(fill),
+                ptr,
+                lane_offsets(stride),
+                _mm256_castsi256_ps(first_lanes(n)),
+            )
+        })
+    }
+    #[inline(always)]
+    unsafe fn load_i32_partial(ptr: *const i32, n: usize, fill: f32) -> Self {
+        // SAFETY: maskload reads only the first n lanes (faults suppressed for the
+        // others), which the caller guarantees are readable.
+        unsafe {
+            let m = first_lanes(n);
+            let v = _mm256_cvtepi32_ps(_mm256_maskload_epi32(ptr, m));
+            Avx2F32(_mm256_blendv_ps(
+                _mm256_set1_ps(fill),
+                v,
+                _mm256_castsi256_ps(m),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        // SAFETY: see the impl.
+        unsafe {
+            let m = _mm_max_ps(
+                _mm256_castps256_ps128(self.0),
+                _mm256_extractf128_ps::<1>(self.0),
+            );
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+            _mm_cvtss_f32(m)
+        }
+    }
+    #[inline(always)]
+    fn reduce_add_f64(self) -> f64 {
+        // SAFETY: see the impl. Both halves widened to f64 and added in a fixed
+        // order.
+        unsafe {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(self.0));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(self.0));
+            let s = _mm256_add_pd(lo, hi);
+            let s = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd::<1>(s));
+            _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
+        }
+    }
+}
+
+/// Element offsets `i * stride` of the 8 lanes, for gathers.
+#[inline(always)]
+fn lane_offsets(stride: usize) -> __m256i {
+    // SAFETY: see `binop!`. The product fits in i32 by the callers' contract.
+    unsafe {
+        _mm256_mullo_epi32(
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            _mm256_set1_epi32(stride as i32),
+        )
+    }
 }

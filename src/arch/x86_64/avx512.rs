@@ -187,4 +187,74 @@ unsafe impl SimdF32 for Avx512F32 {
         unsafe { _mm512_storeu_ps(a.as_mut_ptr(), self.0) };
         a
     }
+    #[inline(always)]
+    unsafe fn gather(ptr: *const f32, stride: usize) -> Self {
+        // SAFETY: the caller guarantees lanes i < 16 at ptr + i * stride are readable
+        // and that the element offsets fit in i32.
+        Avx512F32(unsafe { _mm512_i32gather_ps::<4>(lane_offsets(stride), ptr) })
+    }
+    #[inline(always)]
+    unsafe fn gather_partial(ptr: *const f32, stride: usize, n: usize, fill: f32) -> Self {
+        // SAFETY: a masked gather reads only the first n lanes, which the caller
+        // guarantees are readable; offsets fit in i32 (caller's guarantee).
+        Avx512F32(unsafe {
+            _mm512_mask_i32gather_ps::<4>(
+                _mm512_set1_ps(fill),
+                first_lanes(n),
+                lane_offsets(stride),
+                ptr,
+            )
+        })
+    }
+    #[inline(always)]
+    unsafe fn scatter(self, ptr: *mut f32, stride: usize) {
+        // SAFETY: the caller guarantees lanes i < 16 at ptr + i * stride are
+        // writable and distinct, offsets fit in i32.
+        unsafe { _mm512_i32scatter_ps::<4>(ptr, lane_offsets(stride), self.0) }
+    }
+    #[inline(always)]
+    unsafe fn scatter_partial(self, ptr: *mut f32, stride: usize, n: usize) {
+        // SAFETY: a masked scatter writes only the first n lanes, which the caller
+        // guarantees are writable and distinct.
+        unsafe { _mm512_mask_i32scatter_ps::<4>(ptr, first_lanes(n), lane_offsets(stride), self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_i32_partial(ptr: *const i32, n: usize, fill: f32) -> Self {
+        // SAFETY: a masked load reads only the first n lanes (faults suppressed on
+        // the rest), which the caller guarantees are readable.
+        unsafe {
+            let m = first_lanes(n);
+            let v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, ptr));
+            Avx512F32(_mm512_mask_blend_ps(m, _mm512_set1_ps(fill), v))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_reduce_max_ps(self.0) }
+    }
+    #[inline(always)]
+    fn reduce_add_f64(self) -> f64 {
+        // SAFETY: see the impl. Both halves widened to f64, added lane-wise, then a
+        // fixed shuffle tree: the same order on every call.
+        unsafe {
+            let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(self.0));
+            let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                _mm512_castps_pd(self.0),
+            )));
+            _mm512_reduce_add_pd(_mm512_add_pd(lo, hi))
+        }
+    }
+}
+
+/// Element offsets `i * stride` of the 16 lanes, for gathers and scatters.
+#[inline(always)]
+fn lane_offsets(stride: usize) -> __m512i {
+    // SAFETY: see `binop!`. The product fits in i32 by the callers' contract.
+    unsafe {
+        _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(stride as i32),
+        )
+    }
 }

@@ -1,0 +1,362 @@
+//! The softmax (multi-class) focal loss kernels, written once over [`SimdF32`].
+//!
+//! For a row of logits `z` (C classes) with label `y`, `m = max z`,
+//! `e_j = exp(z_j - m)` (so the max has `e = 1`), `S_o = sum_{j != y} e_j`,
+//! `S = e_y + S_o`:
+//!
+//! ```text
+//! p_y     = e_y / S            q = 1 - p_y = S_o / S  (never 1 - p_y)
+//! nll     = -ln p_y = (m - z_y) + ln(1 + T),  T = S - 1 >= 0
+//! FL      = alpha_y q^gamma nll
+//! dFL/dz_j = alpha_y g (delta_jy - p_j),  g = gamma q^(gamma-1) p_y ln p_y - q^gamma
+//!          = -q^gamma (1 + gamma (e_y / S_o) nll)
+//! ```
+//!
+//! No power of `q` with a negative exponent is formed: `q^(gamma-1) p_y ln p_y` is
+//! `q^gamma (p_y / q) ln p_y` with `p_y / q = e_y / S_o`, and `(e_y / S_o) nll -> 1`
+//! as `S_o -> 0` (then `y` is the max, `e_y = 1` and `nll = ln(1 + S_o)`). Both
+//! terms of `g` have one sign. So `dFL/dz_j = c e_j` for `j != y` with
+//! `c = alpha_y q^gamma (1 + gamma (e_y/S_o) nll) / S`, and `dFL/dz_y = -c S_o`:
+//! the factor `1 - p_y` of the label's entry is the computed `S_o / S`.
+//!
+//! `T = S - 1` without cancellation: when `y` is a max, `e_y = 1` and `T = S_o`
+//! (`nll = ln(1 + S_o)`, the p_y -> 1 case); otherwise `S_o` holds a max's `1`,
+//! `S_o - 1` is exact for `S_o <= 2` (Sterbenz), and `p_y < 1/2`, so `nll >= ln 2`
+//! absorbs the rounding of `S_o`.
+//!
+//! Two drivers: [`classes_in_lanes`] vectorizes along each row (C > 8: a max pass,
+//! an exp-and-sum pass that parks `e_j` in the gradient row, a scaling pass), and
+//! [`rows_in_lanes`] puts one row per lane for C <= 8 (gathers, all classes in
+//! registers). Both finish rows in groups of `LANES` with [`row_terms`], the only
+//! place the loss formulas live.
+
+mod classes_in_lanes;
+mod math;
+mod rows_in_lanes;
+
+use self::math::{exp_parts, finite_or_zero, ln1p_hilo, ln_hilo, two_prod_err, two_sum};
+use super::{SimdF32, MAX_LANES};
+
+/// Gamma kinds: 0..=4 are integer powers by multiplication, anything else is
+/// `GENERAL` (`q^gamma = e^(gamma ln q)`, `ln q` in hi + lo).
+pub(crate) const GENERAL: u32 = u32::MAX;
+
+/// What a call writes and returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Per-row loss into `out` (`N` values), returns 0.
+    Loss,
+    /// Returns the sum of the row losses, writes nothing.
+    Sum,
+    /// Returns the sum of the row losses, gradient (`N x C`) into `out`.
+    Fused,
+}
+
+/// Class weights as the kernels see them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Weights<'a> {
+    /// One weight for every class (1 for no weighting).
+    Same(f32),
+    /// Weight of class `j` at index `j`.
+    PerClass(&'a [f32]),
+}
+
+impl Weights<'_> {
+    /// The weight of a class (0 for a class out of range: the API rules that out).
+    #[inline(always)]
+    fn of(&self, class: usize) -> f32 {
+        match *self {
+            Weights::Same(a) => a,
+            Weights::PerClass(w) => w.get(class).copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// One kernel call. The drivers work on the rows that every slice covers, so
+/// inconsistent lengths cannot make them read or write out of bounds; labels
+/// outside `[0, classes)` are treated as ignored. The API has validated all of it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Call<'a> {
+    /// What to write and return.
+    pub mode: Mode,
+    /// Row-major `[N x classes]` logits.
+    pub logits: &'a [f32],
+    /// `N` labels.
+    pub labels: &'a [i32],
+    /// Number of classes, `>= 1`.
+    pub classes: usize,
+    /// `alpha_y`.
+    pub weights: Weights<'a>,
+    /// Focusing parameter, finite and `>= 0`.
+    pub gamma: f32,
+    /// The reduction's scale (`1`, `1/active rows`, `1/normaliser`), applied to the
+    /// gradient.
+    pub scale: f64,
+}
+
+impl Call<'_> {
+    /// Number of rows every slice covers for this mode.
+    fn rows(&self, out_len: usize) -> usize {
+        if self.classes == 0 {
+            return 0;
+        }
+        let rows = self.labels.len().min(self.logits.len() / self.classes);
+        match self.mode {
+            Mode::Loss => rows.min(out_len),
+            Mode::Sum => rows,
+            Mode::Fused => rows.min(out_len / self.classes),
+        }
+    }
+}
+
+/// Runs a call on one backend: picks the driver for the class count. The gamma
+/// kind is a branch in [`row_terms`], taken once per `LANES` rows: the per-logit
+/// passes do not depend on gamma, so they are compiled once.
+#[inline(always)]
+pub(crate) fn run<V: SimdF32>(call: &Call<'_>, out: &mut [f32]) -> f64 {
+    let rows = call.rows(out.len());
+    if call.classes <= rows_in_lanes::MAX_CLASSES {
+        rows_in_lanes::run::<V>(call, rows, out)
+    } else {
+        classes_in_lanes::run::<V>(call, rows, out)
+    }
+}
+
+/// 0..=4 for those integer gammas, `GENERAL` otherwise.
+pub(crate) fn gamma_kind(gamma: f32) -> u32 {
+    match gamma {
+        0.0 => 0,
+        1.0 => 1,
+        2.0 => 2,
+        3.0 => 3,
+        4.0 => 4,
+        _ => GENERAL,
+    }
+}
+
+/// Per-call constants, splatted once.
+#[derive(Clone, Copy)]
+pub(super) struct Consts<V> {
+    /// [`gamma_kind`] of gamma.
+    kind: u32,
+    gamma: V,
+    /// The reduction's scale as `hi + lo`, so `alpha_y * scale` rounds once.
+    scale_hi: V,
+    scale_lo: V,
+}
+
+impl<V: SimdF32> Consts<V> {
+    #[inline(always)]
+    pub(super) fn new(call: &Call<'_>) -> Self {
+        let hi = call.scale as f32;
+        let lo = (call.scale - f64::from(hi)) as f32;
+        Consts {
+            kind: gamma_kind(call.gamma),
+            gamma: V::splat(call.gamma),
+            scale_hi: V::splat(hi),
+            scale_lo: V::splat(lo),
+        }
+    }
+}
+
+/// What the drivers know about `LANES` rows (one per lane) after the max and the
+/// exp-sum passes.
+#[derive(Clone, Copy)]
+pub(super) struct RowSums<V: SimdF32> {
+    /// `z_y - m` as `hi + lo`, `<= 0`; `hi == 0` exactly when `z_y` is a row max.
+    pub dy_hi: V,
+    pub dy_lo: V,
+    /// `S_o = sum_{j != y} e^(z_j - m)` as `hi + lo`.
+    pub so_hi: V,
+    pub so_lo: V,
+    /// `alpha_y`.
+    pub alpha: V,
+    /// Rows that are not ignored (the others give exactly 0).
+    pub active: V::Mask,
+}
+
+/// A group of rows finished: loss, the gradient factor of the other classes
+/// (`dFL/dz_j = coef e_j`, scale included) and the label's gradient entry.
+#[derive(Clone, Copy)]
+pub(super) struct RowTerms<V> {
+    pub loss: V,
+    pub coef: V,
+    pub grad_y: V,
+}
+
+/// `q^kind` for the integer kinds 1..=4 (by multiplication).
+#[inline(always)]
+fn pow_int<V: SimdF32>(q: V, kind: u32) -> V {
+    match kind {
+        1 => q,
+        2 => q * q,
+        3 => q * q * q,
+        4 => {
+            let q2 = q * q;
+            q2 * q2
+        }
+        _ => V::splat(1.0),
+    }
+}
+
+/// The loss formulas (module doc), for `LANES` rows at once.
+///
+/// Precision: `nll` from the exact `z_y - m` and `ln(1 + T)` in hi + lo; `q` in
+/// hi + lo (`S_o / S` with its division remainder and `S`'s rounding), so
+/// `q^gamma` does not multiply `q`'s rounding by gamma; `alpha_y * scale` from the
+/// split scale. What is left is the exps (1 ULP each, averaged in the sums) and a
+/// few final roundings.
+#[inline(always)]
+pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V> {
+    let zero = V::splat(0.0);
+    let one = V::splat(1.0);
+    let (ey, ey_lo) = exp_parts(r.dy_hi, r.dy_lo);
+    let ymax = r.dy_hi.eq(zero);
+
+    // S = e_y + S_o >= 1 as hi + lo.
+    let (s_hi, s_err) = two_sum(ey, r.so_hi);
+    let s_lo = s_err + (r.so_lo + ey_lo);
+
+    // nll = (m - z_y) + ln(1 + T): two non-negative terms.
+    let t = V::select(ymax, r.so_hi, (r.so_hi - one) + ey);
+    let (lh, ll) = ln1p_hilo(t, r.so_lo);
+    let (n_hi, n_err) = two_sum(-r.dy_hi, lh);
+    // The residual is NaN for z_y - m = -inf, where nll = +inf anyway (NaN input
+    // stays NaN through n_hi and ll).
+    let nll = n_hi + ((finite_or_zero(n_err) + ll) - r.dy_lo);
+
+    // q = S_o / S as hi + lo: the division's remainder is exact by FMA (or Dekker).
+    let q_hi = r.so_hi / s_hi;
+    let p = q_hi * s_hi;
+    let rem = (r.so_hi - p) - two_prod_err(q_hi, s_hi, p);
+    let q_lo = (rem + r.so_lo - q_hi * s_lo) / s_hi;
+    let pos = zero.lt(q_hi);
+    let q_rel = V::select(pos, q_lo / q_hi, zero);
+
+    let qg = if k.kind == 0 {
+        one
+    } else if k.kind == GENERAL {
+        // q^gamma = e^(gamma ln q), the product carried in hi + lo: gamma ln q
+        // reaches -100 and more, and its rounding would be multiplied by it.
+        let (h, l) = ln_hilo(q_hi);
+        let l = l + q_rel;
+        let a = k.gamma * h;
+        let a_err = two_prod_err(k.gamma, h, a);
+        let (s, s_err) = two_sum(a, k.gamma * l);
+        let (e, e_lo) = exp_parts(s, a_err + s_err);
+        V::select(pos, e + e_lo, zero)
+    } else {
+        let qn = pow_int(q_hi, k.kind);
+        // (q_hi + q_lo)^n = q_hi^n (1 + n q_lo / q_hi) to first order.
+        qn.mul_add(k.gamma * q_rel, qn)
+    };
+
+    let loss = qg * (nll * r.alpha);
+
+    // 1 + gamma (e_y / S_o) nll (>= 1); the ratio is 1 for S_o = 0 (limit), and nll
+    // is clamped so that e_y = 0 with nll = inf gives 0, not NaN.
+    let omw = if k.kind == 0 {
+        one
+    } else {
+        let nll_c = V::splat(f32::MAX).min(nll);
+        let ratio = V::select(zero.lt(r.so_hi), ey * nll_c / r.so_hi, one);
+        k.gamma.mul_add(ratio, one)
+    };
+    let ga = r.alpha.mul_add(k.scale_hi, r.alpha * k.scale_lo);
+    let f0 = (omw * ga) / s_hi;
+    let f = f0.mul_add(-(s_lo / s_hi), f0);
+    let coef = qg * f;
+    let grad_y = -coef.mul_add(r.so_hi, coef * r.so_lo);
+
+    RowTerms {
+        loss: V::select(r.active, loss, zero),
+        coef: V::select(r.active, coef, zero),
+        grad_y: V::select(r.active, grad_y, zero),
+    }
+}
+
+/// `z - m` as `hi + lo` for a row max `m`. Infinite maxima: a lane equal to `m`
+/// gets exactly 0 (ties at `+inf` share the probability, an all `-inf` row is
+/// uniform), and the residual of an infinite difference is dropped.
+#[inline(always)]
+pub(super) fn shifted<V: SimdF32>(z: V, m: V) -> (V, V) {
+    let (d, err) = two_sum(z, -m);
+    (V::select(z.eq(m), V::splat(0.0), d), finite_or_zero(err))
+}
+
+/// Compensated (Kahan) sum of the row losses kept per lane, moved into an f64 total
+/// every `FLUSH` vectors so it stays a few ULP for 2^31 rows; lanes are combined in
+/// lane order, so a backend gives the same bits on every run.
+pub(super) struct LossSum<V> {
+    s: V,
+    c: V,
+    pending: u32,
+    total: f64,
+}
+
+impl<V: SimdF32> LossSum<V> {
+    const FLUSH: u32 = 1 << 12;
+
+    #[inline(always)]
+    pub(super) fn new() -> Self {
+        LossSum {
+            s: V::splat(0.0),
+            c: V::splat(0.0),
+            pending: 0,
+            total: 0.0,
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn add(&mut self, v: V) {
+        let y = v - self.c;
+        let t = self.s + y;
+        self.c = (t - self.s) - y;
+        self.s = t;
+        self.pending += 1;
+        if self.pending == Self::FLUSH {
+            self.flush();
+        }
+    }
+
+    #[inline(always)]
+    fn flush(&mut self) {
+        self.total += self.s.reduce_add_f64() - self.c.reduce_add_f64();
+        self.s = V::splat(0.0);
+        self.c = V::splat(0.0);
+        self.pending = 0;
+    }
+
+    #[inline(always)]
+    pub(super) fn finish(mut self) -> f64 {
+        self.flush();
+        self.total
+    }
+}
+
+/// Lane indices `0, 1, ..., 15` as f32.
+const IOTA: [f32; MAX_LANES] = [
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+];
+
+/// The vector `0, 1, ..., LANES - 1`.
+#[inline(always)]
+pub(super) fn iota<V: SimdF32>() -> V {
+    // SAFETY: IOTA holds MAX_LANES >= LANES values.
+    unsafe { V::load(IOTA.as_ptr()) }
+}
+
+/// Stores the first `n <= LANES` lanes.
+///
+/// # Safety
+/// `ptr` must be valid for writing `n` f32.
+#[inline(always)]
+pub(super) unsafe fn store_first<V: SimdF32>(v: V, ptr: *mut f32, n: usize) {
+    if n >= V::LANES {
+        // SAFETY: n >= LANES writable (caller).
+        unsafe { v.store(ptr) }
+    } else {
+        // SAFETY: n < LANES writable (caller).
+        unsafe { v.store_partial(ptr, n) }
+    }
+}

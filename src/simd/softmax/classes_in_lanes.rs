@@ -1,0 +1,378 @@
+//! Many classes (C > 8): each row is vectorized along its classes.
+//!
+//! Per row: a pass for the max (and min) logit; an exp pass that sums `S_o` and,
+//! when the gradient is wanted, parks `e_j` in the gradient row (the output serves
+//! as the scratch, so `exp` runs once per logit); then, once a batch of rows is
+//! summed, [`row_terms`] finishes them together (one row per lane) and a last pass
+//! scales each parked row by its factor. A batch is at most `LANES` rows and at
+//! most about 32 KB of gradient, so the parked rows are still in L1 when scaled.
+
+use super::{iota, row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums};
+use crate::simd::softmax::math::{exp_parts, two_sum};
+use crate::simd::{SimdF32, MAX_LANES};
+
+/// Gradient values a batch may park before it is scaled (32 KB).
+const BATCH_VALUES: usize = 8192;
+
+/// How `z - m` is made exact (`d_hi + d_lo`), chosen per row from its max and min:
+/// Fast2Sum needs the larger magnitude first, and within a row one order often
+/// holds for every logit.
+const DIFF_MAX_FIRST: u8 = 0;
+/// `m < 0`: every `|z| >= |m|`.
+const DIFF_Z_FIRST: u8 = 1;
+/// Mixed magnitudes: TwoSum.
+const DIFF_TWO_SUM: u8 = 2;
+/// An infinite max or min: TwoSum with the special cases of `shifted`.
+const DIFF_INFINITE: u8 = 3;
+
+/// Per-row results of the first two passes, one lane per row of a batch.
+struct Batch {
+    dy_hi: [f32; MAX_LANES],
+    dy_lo: [f32; MAX_LANES],
+    so_hi: [f32; MAX_LANES],
+    so_lo: [f32; MAX_LANES],
+    alpha: [f32; MAX_LANES],
+    active: [f32; MAX_LANES],
+}
+
+/// Runs `rows` rows; `rows` is covered by every slice the mode uses (see
+/// `Call::rows`).
+#[inline(always)]
+pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> f64 {
+    let c = call.classes;
+    if c == 0 {
+        return 0.0;
+    }
+    let k = Consts::<V>::new(call);
+    let fused = call.mode == Mode::Fused;
+    let per_batch = (BATCH_VALUES / c).clamp(1, V::LANES);
+    let mut sum = LossSum::<V>::new();
+    let mut r0 = 0;
+    while r0 < rows {
+        let n = (rows - r0).min(per_batch);
+        let mut b = Batch {
+            dy_hi: [0.0; MAX_LANES],
+            dy_lo: [0.0; MAX_LANES],
+            so_hi: [0.0; MAX_LANES],
+            so_lo: [0.0; MAX_LANES],
+            alpha: [0.0; MAX_LANES],
+            active: [0.0; MAX_LANES],
+        };
+        for i in 0..n {
+            sum_row::<V>(
+                call,
+                r0 + i,
+                i,
+                &mut b,
+                if fused { Some(&mut *out) } else { None },
+            );
+        }
+        // SAFETY: each array holds MAX_LANES >= LANES values.
+        let sums = unsafe {
+            RowSums {
+                dy_hi: V::load(b.dy_hi.as_ptr()),
+                dy_lo: V::load(b.dy_lo.as_ptr()),
+                so_hi: V::load(b.so_hi.as_ptr()),
+                so_lo: V::load(b.so_lo.as_ptr()),
+                alpha: V::load(b.alpha.as_ptr()),
+                active: V::load(b.active.as_ptr()).eq(V::splat(1.0)),
+            }
+        };
+        let t = row_terms::<V>(&sums, &k);
+        match call.mode {
+            Mode::Loss => {
+                if let Some(dst) = out.get_mut(r0..r0 + n) {
+                    // SAFETY: dst holds n <= LANES values.
+                    unsafe { store_first(t.loss, dst.as_mut_ptr(), n) };
+                }
+            }
+            Mode::Sum => sum.add(t.loss),
+            Mode::Fused => {
+                sum.add(t.loss);
+                let coef = t.coef.to_array();
+                let grad_y = t.grad_y.to_array();
+                for i in 0..n {
+                    if b.active[i] == 0.0 {
+                        continue;
+                    }
+                    let r = r0 + i;
+                    let Some(g) = out.get_mut(r * c..(r + 1) * c) else {
+                        continue;
+                    };
+                    scale_pass::<V>(g, coef[i]);
+                    let y = call.labels.get(r).map_or(0, |&l| l as usize);
+                    if let Some(gy) = g.get_mut(y) {
+                        *gy = grad_y[i];
+                    }
+                }
+            }
+        }
+        r0 += n;
+    }
+    match call.mode {
+        Mode::Loss => 0.0,
+        Mode::Sum | Mode::Fused => sum.finish(),
+    }
+}
+
+/// The max and exp passes of row `r` into lane `i` of the batch; with a gradient
+/// (`grad`), parks `e_j` in the row's gradient (or zeroes it for an ignored row).
+#[inline(always)]
+fn sum_row<V: SimdF32>(
+    call: &Call<'_>,
+    r: usize,
+    i: usize,
+    b: &mut Batch,
+    grad: Option<&mut [f32]>,
+) {
+    let c = call.classes;
+    let (Some(row), Some(&label)) = (call.logits.get(r * c..(r + 1) * c), call.labels.get(r))
+    else {
+        return;
+    };
+    let grad_row = grad.and_then(|g| g.get_mut(r * c..(r + 1) * c));
+    let y = match usize::try_from(label) {
+        Ok(y) if y < c => y,
+        _ => {
+            // Ignored row: the lane stays inactive (loss 0), zero gradient.
+            if let Some(g) = grad_row {
+                g.fill(0.0);
+            }
+            return;
+        }
+    };
+    let (m, min) = row_range::<V>(row);
+    let diff = if !(m.is_finite() && min > f32::NEG_INFINITY) {
+        // (A NaN row lands here too: it is NaN whatever the path.)
+        DIFF_INFINITE
+    } else if m < 0.0 {
+        DIFF_Z_FIRST
+    } else if min >= -m {
+        DIFF_MAX_FIRST
+    } else {
+        DIFF_TWO_SUM
+    };
+    let store = grad_row.is_some();
+    let dst = grad_row.map_or(core::ptr::null_mut(), |g| g.as_mut_ptr());
+    // SAFETY: with STORE, dst is the row's gradient: C values, as long as row.
+    let (s_hi, s_lo) = unsafe {
+        match (store, diff) {
+            (true, DIFF_MAX_FIRST) => exp_pass::<V, true, DIFF_MAX_FIRST>(row, dst, m, y),
+            (true, DIFF_Z_FIRST) => exp_pass::<V, true, DIFF_Z_FIRST>(row, dst, m, y),
+            (true, DIFF_TWO_SUM) => exp_pass::<V, true, DIFF_TWO_SUM>(row, dst, m, y),
+            (true, _) => exp_pass::<V, true, DIFF_INFINITE>(row, dst, m, y),
+            (false, DIFF_MAX_FIRST) => exp_pass::<V, false, DIFF_MAX_FIRST>(row, dst, m, y),
+            (false, DIFF_Z_FIRST) => exp_pass::<V, false, DIFF_Z_FIRST>(row, dst, m, y),
+            (false, DIFF_TWO_SUM) => exp_pass::<V, false, DIFF_TWO_SUM>(row, dst, m, y),
+            (false, _) => exp_pass::<V, false, DIFF_INFINITE>(row, dst, m, y),
+        }
+    };
+    let (d, dl) = shifted(row.get(y).copied().unwrap_or(0.0), m);
+    if let (Some(dh), Some(dlo), Some(sh), Some(sl), Some(a), Some(act)) = (
+        b.dy_hi.get_mut(i),
+        b.dy_lo.get_mut(i),
+        b.so_hi.get_mut(i),
+        b.so_lo.get_mut(i),
+        b.alpha.get_mut(i),
+        b.active.get_mut(i),
+    ) {
+        *dh = d;
+        *dlo = dl;
+        *sh = s_hi;
+        *sl = s_lo;
+        *a = call.weights.of(y);
+        *act = 1.0;
+    }
+}
+
+/// The largest and the smallest logit of a row. NaN handling: see
+/// `SimdF32::reduce_max`; a NaN logit makes its row NaN through its `exp` either
+/// way.
+#[inline(always)]
+fn row_range<V: SimdF32>(row: &[f32]) -> (f32, f32) {
+    let len = row.len();
+    let mut hi = [V::splat(f32::NEG_INFINITY); 2];
+    let mut lo = [V::splat(f32::INFINITY); 2];
+    let mut j = 0;
+    while j + 2 * V::LANES <= len {
+        for (a, (h, l)) in hi.iter_mut().zip(lo.iter_mut()).enumerate() {
+            // SAFETY: 2 LANES values from j are in bounds.
+            let z = unsafe { V::load(row.as_ptr().add(j + a * V::LANES)) };
+            *h = h.max(z);
+            *l = l.min(z);
+        }
+        j += 2 * V::LANES;
+    }
+    while j < len {
+        let rest = (len - j).min(V::LANES);
+        // SAFETY: rest values from j are in bounds.
+        let (zh, zl) = unsafe {
+            if rest == V::LANES {
+                let z = V::load(row.as_ptr().add(j));
+                (z, z)
+            } else {
+                let p = row.as_ptr().add(j);
+                (
+                    V::load_partial(p, rest, f32::NEG_INFINITY),
+                    V::load_partial(p, rest, f32::INFINITY),
+                )
+            }
+        };
+        hi[0] = hi[0].max(zh);
+        lo[0] = lo[0].min(zl);
+        j += rest;
+    }
+    let min = -(-lo[0].min(lo[1])).reduce_max();
+    (hi[0].max(hi[1]).reduce_max(), min)
+}
+
+/// `S_o = sum_{j != y} e^(z_j - m)` as `hi + lo`; with `STORE`, writes every
+/// `e^(z_j - m)` (the label's too, rounded to f32) to `dst`.
+///
+/// Per lane, a running sum that starts at 1, so that it is never smaller than the
+/// next term (`e <= 1`) and Fast2Sum gives each addition's rounding error exactly;
+/// the errors and the exps' low parts go to a second sum. Two such pairs (even and
+/// odd vectors) keep the loop-carried chain at one addition. The lanes are added in
+/// f64, where the starting 1s come off exactly. The result is as accurate as the
+/// exps' hi + lo (about 0.15 ULP), with no rounding per term.
+///
+/// # Safety
+/// With `STORE`, `dst` must be valid for writing `row.len()` f32 (a gradient row).
+#[inline(always)]
+unsafe fn exp_pass<V: SimdF32, const STORE: bool, const DIFF: u8>(
+    row: &[f32],
+    dst: *mut f32,
+    m: f32,
+    y: usize,
+) -> (f32, f32) {
+    let len = row.len();
+    let ms = V::splat(m);
+    // The label's lane is left out of the sum: y's vector and lane.
+    let y_at = y - y % V::LANES;
+    let y_lane = iota::<V>().eq(V::splat((y - y_at) as f32));
+    let mut acc = [(V::splat(1.0), V::splat(0.0)); 2];
+    let mut j = 0;
+    while j + 2 * V::LANES <= len {
+        for (a, pair) in acc.iter_mut().enumerate() {
+            let at = j + a * V::LANES;
+            // SAFETY: LANES values from `at` are in bounds (and of dst when STORE).
+            unsafe {
+                exp_step::<V, STORE, DIFF, true>(row, dst, ms, at, V::LANES, y_at, y_lane, pair)
+            };
+        }
+        j += 2 * V::LANES;
+    }
+    while j < len {
+        let rest = (len - j).min(V::LANES);
+        // SAFETY: rest values from j are in bounds (and of dst when STORE).
+        unsafe {
+            if rest == V::LANES {
+                exp_step::<V, STORE, DIFF, true>(row, dst, ms, j, rest, y_at, y_lane, &mut acc[0]);
+            } else {
+                exp_step::<V, STORE, DIFF, false>(row, dst, ms, j, rest, y_at, y_lane, &mut acc[1]);
+            }
+        }
+        j += rest;
+    }
+    let [(s0, c0), (s1, c1)] = acc;
+    let total = (s0.reduce_add_f64() - V::LANES as f64)
+        + (s1.reduce_add_f64() - V::LANES as f64)
+        + (c0 + c1).reduce_add_f64();
+    let hi = total as f32;
+    (hi, (total - f64::from(hi)) as f32)
+}
+
+/// One vector of [`exp_pass`]: `e^(z - m)` of the LANES logits from `j` (the first
+/// `rest` when not `FULL`), stored when `STORE`, added to the accumulator pair
+/// `acc` (without the label's lane when `j == y_at`).
+///
+/// # Safety
+/// `rest` (LANES when `FULL`) values from `j` are in bounds of `row`, and `dst` is
+/// valid for writing them when `STORE`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bool>(
+    row: &[f32],
+    dst: *mut f32,
+    ms: V,
+    j: usize,
+    rest: usize,
+    y_at: usize,
+    y_lane: V::Mask,
+    acc: &mut (V, V),
+) {
+    let zero = V::splat(0.0);
+    // SAFETY: the caller's guarantee.
+    let z = unsafe {
+        if FULL {
+            V::load(row.as_ptr().add(j))
+        } else {
+            V::load_partial(row.as_ptr().add(j), rest, f32::NEG_INFINITY)
+        }
+    };
+    // z - m = d + dl exactly.
+    let (d, dl) = match DIFF {
+        DIFF_MAX_FIRST => {
+            // |m| >= |z|: Fast2Sum(-m, z).
+            let d = z - ms;
+            (d, z - (d + ms))
+        }
+        DIFF_Z_FIRST => {
+            // |z| >= |m|: Fast2Sum(z, -m).
+            let d = z - ms;
+            (d, (z - d) - ms)
+        }
+        DIFF_TWO_SUM => two_sum(z, -ms),
+        _ => shifted(z, ms),
+    };
+    let (mut e, mut el) = exp_parts(d, dl);
+    if !FULL {
+        // Padding lanes to 0 (with m = -inf they would be ties at the max; the
+        // padding's -inf also breaks the Fast2Sum orders).
+        let keep = iota::<V>().lt(V::splat(rest as f32));
+        e = V::select(keep, e, zero);
+        el = V::select(keep, el, zero);
+    }
+    if STORE {
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            if FULL {
+                e.store(dst.add(j));
+            } else {
+                e.store_partial(dst.add(j), rest);
+            }
+        }
+    }
+    if j == y_at {
+        e = V::select(y_lane, zero, e);
+        el = V::select(y_lane, zero, el);
+    }
+    // Fast2Sum: the running sum is >= 1 >= e.
+    let s = acc.0 + e;
+    let err = e - (s - acc.0);
+    *acc = (s, acc.1 + (err + el));
+}
+
+/// `g_j *= coef` over a gradient row holding `e_j`.
+#[inline(always)]
+fn scale_pass<V: SimdF32>(g: &mut [f32], coef: f32) {
+    let len = g.len();
+    let cv = V::splat(coef);
+    let mut j = 0;
+    while j + V::LANES <= len {
+        // SAFETY: LANES values from j are in bounds.
+        unsafe {
+            let p = g.as_mut_ptr().add(j);
+            (V::load(p) * cv).store(p);
+        }
+        j += V::LANES;
+    }
+    if j < len {
+        let rest = len - j;
+        // SAFETY: rest < LANES values from j are in bounds.
+        unsafe {
+            let p = g.as_mut_ptr().add(j);
+            (V::load_partial(p, rest, 0.0) * cv).store_partial(p, rest);
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Elementary functions of the softmax kernels, over [`SimdF32`].
+//!
+//! The softmax needs arguments carried as unevaluated sums `hi + lo`: the shifted
+//! logit `z - m` is not exact in f32 (`5.2 - (-3.7)` loses bits), and an error of
+//! `2^-18` in the argument of `exp` is 64 ULP of the result. So `exp` here takes
+//! `hi + lo` and folds `lo` into its argument reduction, and the logarithms return
+//! `hi + lo`. The private helpers of `simd::math` are repeated here (`log1p_small`,
+//! `frexp`) so that this file depends on nothing but the trait.
+
+use crate::simd::SimdF32;
+
+/// log2(e), 0x3FB8AA3B.
+const LOG2E: f32 = f32::from_bits(0x3FB8_AA3B);
+/// High part of ln 2 with 8 trailing zero bits (0x3F317200): `k * LN2_HI` is exact
+/// for |k| <= 2^8 (Cody-Waite).
+const LN2_HI: f32 = f32::from_bits(0x3F31_7200);
+/// ln 2 - LN2_HI rounded to f32 (0x35BFBE8E); together |error| < 2^-45.
+const LN2_LO: f32 = f32::from_bits(0x35BF_BE8E);
+/// ln 2 rounded to f32 (0x3F317218), last bit at 2^-24.
+const LN2_F32: f32 = f32::from_bits(0x3F31_7218);
+/// ln 2 - LN2_F32 rounded to f32 (-1.904654e-9, 0xB102E308); |error| < 2^-53.
+const LN2_F32_LO: f32 = f32::from_bits(0xB102_E308);
+
+/// Knuth's TwoSum: `a + b = s + err` exactly, no ordering needed. With an infinite
+/// operand `err` is NaN; callers that can see one drop it.
+#[inline(always)]
+pub(crate) fn two_sum<V: SimdF32>(a: V, b: V) -> (V, V) {
+    let s = a + b;
+    let bb = s - a;
+    let err = (a - (s - bb)) + (b - bb);
+    (s, err)
+}
+
+/// `a * b - p` exactly for `p = fl(a * b)` (FMA, or Dekker's split for |a|, |b| <
+/// 2^100 without one).
+#[inline(always)]
+pub(crate) fn two_prod_err<V: SimdF32>(a: V, b: V, p: V) -> V {
+    if V::FUSED_MUL_ADD {
+        a.mul_add(b, -p)
+    } else {
+        let split = V::splat(4097.0);
+        let ca = split * a;
+        let a_hi = ca - (ca - a);
+        let a_lo = a - a_hi;
+        let cb = split * b;
+        let b_hi = cb - (cb - b);
+        let b_lo = b - b_hi;
+        ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+    }
+}
+
+/// NaN lanes to 0: for residuals, which are NaN exactly when the value they correct
+/// is infinite or NaN (and then the correction is meaningless).
+#[inline(always)]
+pub(crate) fn finite_or_zero<V: SimdF32>(v: V) -> V {
+    V::select(v.eq(v), v, V::splat(0.0))
+}
+
+/// `e^(hi + lo)` as an unevaluated sum `e_hi + e_lo` for `hi <= 0` (or NaN) and
+/// `|lo| <= 2^-20 max(|hi|, 1)`: `e_hi` within 0.55 ULP, `e_hi + e_lo` within about
+/// 0.1 ULP (of `e_hi`) in the normal range, so that sums and powers of exps do not
+/// inherit half an ULP from each term. 0 below about -103.97, NaN for NaN `hi`.
+///
+/// Reduction `hi + lo = k ln2 + r_hi + r_lo` with `r_hi` exact: with an FMA,
+/// `r_hi = hi - k LN2_F32` is exact (ln2 rounded to f32 has its last bit at
+/// 2^-24, so the difference, below 0.35, fits in 24 bits) and `r_lo = lo - k
+/// (ln2 - LN2_F32)`, |r_lo| < 2^-21; without one, Cody-Waite with `LN2_HI` (8 zero
+/// bits) and TwoSum. `e^r_hi = 1 + r_hi + r_hi^2 P(r_hi)`, `P` the Taylor series of
+/// `(e^r - 1 - r)/r^2` to r^7 (truncation r^9/9! < 2.2e-10 relative at |r| =
+/// 0.35), both additions exact (Fast2Sum: `1 >= |r_hi|`, `|1 + r_hi| > 0.7 >
+/// |r_hi^2 P|`), times `1 + r_lo`; the sum renormalized (Fast2Sum) so `e_hi` is
+/// the rounded value, then both parts scaled by `2^k`.
+#[inline(always)]
+pub(crate) fn exp_parts<V: SimdF32>(hi: V, lo: V) -> (V, V) {
+    let one = V::splat(1.0);
+    let x = V::splat(-104.0).max(hi);
+    let k = (x * V::splat(LOG2E)).round();
+    let (r, r_lo) = if V::FUSED_MUL_ADD {
+        (
+            k.mul_add(V::splat(-LN2_F32), x),
+            k.mul_add(V::splat(-LN2_F32_LO), lo),
+        )
+    } else {
+        let r1 = k.mul_add(V::splat(-LN2_HI), x);
+        let (r, err) = two_sum(r1, k.mul_add(V::splat(-LN2_LO), lo));
+        (r, err)
+    };
+    let p = r.mul_add(V::splat(1.0 / 362_880.0), V::splat(1.0 / 40320.0));
+    let p = r.mul_add(p, V::splat(1.0 / 5040.0));
+    let p = r.mul_add(p, V::splat(1.0 / 720.0));
+    let p = r.mul_add(p, V::splat(1.0 / 120.0));
+    let p = r.mul_add(p, V::splat(1.0 / 24.0));
+    let p = r.mul_add(p, V::splat(1.0 / 6.0));
+    let p = r.mul_add(p, V::splat(0.5));
+    let u = (r * r) * p;
+    let s1 = one + r;
+    let e1 = (one - s1) + r;
+    let s2 = s1 + u;
+    let e2 = (s1 - s2) + u;
+    let tail = r_lo.mul_add(s2, e1 + e2);
+    // |tail| < 2^-20 s2: Fast2Sum.
+    let h = s2 + tail;
+    let l = tail - (h - s2);
+    (h.ldexp(k), l.ldexp(k))
+}
+
+/// `ln(1 + f)` for `f` in `[-0.25, 0.5]`: fdlibm's `f - (hfsq - s (hfsq + R(s^2)))`,
+/// `s = f/(2 + f)`, `R` the atanh series to s^10 (truncation < 1.3e-10 at s = 0.2).
+/// The exact `f` dominates; error below 1 ULP. (Same as `simd::math`'s.)
+#[inline(always)]
+fn log1p_small<V: SimdF32>(f: V) -> V {
+    let s = f / (V::splat(2.0) + f);
+    let z = s * s;
+    let r = z.mul_add(V::splat(2.0 / 11.0), V::splat(2.0 / 9.0));
+    let r = z.mul_add(r, V::splat(2.0 / 7.0));
+    let r = z.mul_add(r, V::splat(2.0 / 5.0));
+    let r = z.mul_add(r, V::splat(2.0 / 3.0));
+    let r = r * z;
+    let hfsq = V::splat(0.5) * f * f;
+    f - s.mul_add(-(hfsq + r), hfsq)
+}
+
+/// `ln(u)` for positive normal `u` below 2^127 as `(k ln2_hi, k ln2_lo + ln(m))`,
+/// `u = 2^k m`, `m` in `[0.75, 1.5)`: the first part exact, the sum within 1 ULP.
+#[inline(always)]
+fn ln_normal<V: SimdF32>(u: V) -> (V, V) {
+    let k = u.exponent();
+    // u * 2^-k is exact; m in [1, 2), folded to [0.75, 1.5) so that f = m - 1 is
+    // exact and in log1p_small's range.
+    let m = u * (-k).pow2i();
+    let big = V::splat(1.5).le(m);
+    let m = V::select(big, m * V::splat(0.5), m);
+    let k = V::select(big, k + V::splat(1.0), k);
+    let l = log1p_small(m - V::splat(1.0));
+    (k * V::splat(LN2_HI), k.mul_add(V::splat(LN2_LO), l))
+}
+
+/// `ln(1 + (x + xl))` for `x >= 0` (below 2^126) and a small correction `xl`, as
+/// `hi + lo` (`hi` exact): the rounding of `1 + x` is recovered by TwoSum and
+/// added as `err / (1 + x)`. Subnormal `x` gives `x` exactly (in `lo`).
+#[inline(always)]
+pub(crate) fn ln1p_hilo<V: SimdF32>(x: V, xl: V) -> (V, V) {
+    let (u, err) = two_sum(V::splat(1.0), x);
+    let (hi, lo) = ln_normal(u);
+    (hi, lo + (err + xl) / u)
+}
+
+/// `ln(q)` for `q` in `(0, 1]` (subnormals included) as `hi + lo`, `hi` exact.
+/// 0 gives a finite garbage value: callers select it away.
+#[inline(always)]
+pub(crate) fn ln_hilo<V: SimdF32>(q: V) -> (V, V) {
+    let tiny = q.lt(V::splat(f32::MIN_POSITIVE));
+    let qs = V::select(tiny, q * V::splat(16_777_216.0), q);
+    let (hi, lo) = ln_normal(qs);
+    // ln(q) = ln(q 2^24) - 24 ln2, the subtraction exact in the split form.
+    let t = V::select(tiny, V::splat(24.0), V::splat(0.0));
+    (
+        t.mul_add(V::splat(-LN2_HI), hi),
+        t.mul_add(V::splat(-LN2_LO), lo),
+    )
+}

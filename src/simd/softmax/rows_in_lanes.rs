@@ -1,0 +1,167 @@
+//! Few classes (C <= 8): one row per lane, so no lane is wasted on a short row.
+//!
+//! A group of `LANES` rows is read class by class with strided gathers, the whole
+//! group (logits, then `e_j`) stays in `MAX_CLASSES` vectors, and the gradient goes
+//! out by strided scatters. `exp` runs once per logit.
+
+use super::{
+    row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums, RowTerms, Weights,
+};
+use crate::simd::softmax::math::{exp_parts, two_sum};
+use crate::simd::SimdF32;
+
+/// Largest class count of this driver.
+pub(super) const MAX_CLASSES: usize = 8;
+
+/// Runs `$body` for `$j = 0, 1, ..., MAX_CLASSES - 1` while `$j < $c`, unrolled:
+/// with constant indices the per-class vectors stay in registers.
+macro_rules! for_classes {
+    ($j:ident < $c:expr => $body:block) => {
+        for_classes!(@ $j, $c, $body, 0 1 2 3 4 5 6 7)
+    };
+    (@ $j:ident, $c:expr, $body:block, $($k:literal)*) => {
+        $(
+            #[allow(clippy::identity_op)]
+            {
+                let $j: usize = $k;
+                if $j < $c $body
+            }
+        )*
+    };
+}
+
+/// Label value of the padding lanes of the last group: outside `[0, C)`, so they
+/// are inactive.
+const PAD_LABEL: f32 = -1.0;
+
+/// Runs `rows` rows (`1 <= C <= MAX_CLASSES`); `rows` is covered by every slice the
+/// mode uses (see `Call::rows`).
+#[inline(always)]
+pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> f64 {
+    let c = call.classes;
+    if c == 0 || c > MAX_CLASSES {
+        return 0.0;
+    }
+    let k = Consts::<V>::new(call);
+    let mut sum = LossSum::<V>::new();
+    let mut r0 = 0;
+    while r0 < rows {
+        let n = (rows - r0).min(V::LANES);
+        // SAFETY: rows r0..r0 + n are in bounds of the logits (C each) and labels,
+        // and of `out` in the modes that write it (`Call::rows`); C <= 8 keeps the
+        // gather offsets tiny.
+        unsafe {
+            if n == V::LANES {
+                group::<V, true>(call, &k, r0, n, out, &mut sum)
+            } else {
+                group::<V, false>(call, &k, r0, n, out, &mut sum)
+            }
+        };
+        r0 += n;
+    }
+    match call.mode {
+        Mode::Loss => 0.0,
+        Mode::Sum | Mode::Fused => sum.finish(),
+    }
+}
+
+/// One group of `n <= LANES` rows starting at `r0` (`FULL`: `n == LANES`).
+///
+/// # Safety
+/// Rows `r0..r0 + n` are in bounds of `call.logits` (`C` values each) and
+/// `call.labels`, and of `out` (`1` or `C` values per row) when the mode writes;
+/// `1 <= C <= MAX_CLASSES`.
+#[inline(always)]
+unsafe fn group<V: SimdF32, const FULL: bool>(
+    call: &Call<'_>,
+    k: &Consts<V>,
+    r0: usize,
+    n: usize,
+    out: &mut [f32],
+    sum: &mut LossSum<V>,
+) {
+    let c = call.classes;
+    let zero = V::splat(0.0);
+    // SAFETY: n labels from r0 are in bounds.
+    let label = unsafe { V::load_i32_partial(call.labels.as_ptr().add(r0), n, PAD_LABEL) };
+    let active = V::and(zero.le(label), label.lt(V::splat(c as f32)));
+    // SAFETY: r0 * C is in bounds (or the end) of the logits.
+    let base = unsafe { call.logits.as_ptr().add(r0 * c) };
+
+    // Logits of class j of the n rows, later e^(z_j - m): unrolled to the constant
+    // MAX_CLASSES, so the array lives in registers.
+    let mut v = [zero; MAX_CLASSES];
+    for_classes!(j < c => {
+        // SAFETY: lane i reads base + j + i C, i < n: in row r0 + i.
+        v[j] = unsafe {
+            if FULL {
+                V::gather(base.add(j), c)
+            } else {
+                V::gather_partial(base.add(j), c, n, 0.0)
+            }
+        };
+    });
+    let mut m = v[0];
+    for_classes!(j < c => {
+        m = m.max(v[j]);
+    });
+
+    let mut dy_hi = zero;
+    let mut dy_lo = zero;
+    let mut so_hi = zero;
+    let mut so_lo = zero;
+    let mut alpha = match call.weights {
+        Weights::Same(a) => V::splat(a),
+        Weights::PerClass(_) => zero,
+    };
+    for_classes!(j < c => {
+        let (d, dl) = shifted(v[j], m);
+        let (e, el) = exp_parts(d, dl);
+        let is_y = label.eq(V::splat(j as f32));
+        dy_hi = V::select(is_y, d, dy_hi);
+        dy_lo = V::select(is_y, dl, dy_lo);
+        // At most 7 terms, added with their TwoSum residuals and low parts.
+        let (s, err) = two_sum(so_hi, V::select(is_y, zero, e));
+        so_hi = s;
+        so_lo = so_lo + (err + V::select(is_y, zero, el));
+        if let Weights::PerClass(_) = call.weights {
+            alpha = V::select(is_y, V::splat(call.weights.of(j)), alpha);
+        }
+        v[j] = e;
+    });
+    let (s, err) = two_sum(so_hi, so_lo);
+    let sums = RowSums {
+        dy_hi,
+        dy_lo,
+        so_hi: s,
+        so_lo: err,
+        alpha,
+        active,
+    };
+    let RowTerms { loss, coef, grad_y } = row_terms::<V>(&sums, k);
+
+    match call.mode {
+        // SAFETY: n outputs from r0 are in bounds in Loss mode.
+        Mode::Loss => unsafe { store_first(loss, out.as_mut_ptr().add(r0), n) },
+        Mode::Sum => sum.add(loss),
+        Mode::Fused => {
+            sum.add(loss);
+            // SAFETY: the gradient rows r0..r0 + n are in bounds in Fused mode.
+            let gbase = unsafe { out.as_mut_ptr().add(r0 * c) };
+            for_classes!(j < c => {
+                let is_y = label.eq(V::splat(j as f32));
+                let g = V::select(is_y, grad_y, coef * v[j]);
+                // Ignored rows: exactly 0 whatever their logits (NaN included).
+                let g = V::select(active, g, zero);
+                // SAFETY: lane i writes gbase + j + i C, in row r0 + i, i < n.
+                unsafe {
+                    if FULL {
+                        g.scatter(gbase.add(j), c)
+                    } else {
+                        g.scatter_partial(gbase.add(j), c, n)
+                    }
+                };
+            });
+        }
+    }
+}

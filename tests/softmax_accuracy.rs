@@ -1,0 +1,527 @@
+//! Accuracy of the softmax focal loss on every backend against a high-precision
+//! reference: per-row loss, the gradient (fused call), and the reduced losses, over
+//! rows whose logits span +-1e-3..+-1e4, with one dominant class (p_y -> 1 and
+//! p_y -> 0), ties, and moderate rows; C in {1, 2, 3, 8, 9, 33, 80, 1000} (9 and 33:
+//! both drivers' edges and vector tails), gamma in {0, 0.5, 1, 2, 3, 4.7}, alpha off
+//! and per class.
+//!
+//! `cargo test --test softmax_accuracy -- --nocapture` prints one table per backend;
+//! the tables also go to `target/softmax-accuracy-tables.md`. `FOCAL_SWEEP=quick`
+//! uses a quarter of the rows (qemu).
+//!
+//! Bars: loss and every gradient entry within 8 ULP of the reference (no entry
+//! crosses zero: the kernel never forms `delta_jy - p_j` by subtraction, so each is
+//! measured in ULP of itself, absolute 2^-149 below the normal range); reduced
+//! losses within 8 ULP of the exact sum of the reference losses; no non-finite
+//! output; no output flushed to 0 where the reference is a normal f32.
+
+#[allow(dead_code)]
+#[path = "common/measure.rs"]
+mod measure;
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use focal::{Backend, ClassAlpha, Reduction, SoftmaxFocal};
+use measure::{exact_sum, rounds_to_normal, ulp_error, Neumaier};
+
+/// The asserted bar for loss, gradient and reductions, in ULP.
+const BAR: f64 = 8.0;
+const CLASSES: [usize; 8] = [1, 2, 3, 8, 9, 33, 80, 1000];
+const GAMMAS: [f32; 6] = [0.0, 0.5, 1.0, 2.0, 3.0, 4.7];
+
+/// The high-precision reference, in f64, written from the formulas (not from the
+/// kernels' code).
+///
+/// Inputs are f32, exact in f64. `d_j = z_j - m` is exact in f64 here (the logits
+/// of a row are within 2^29 of each other in magnitude or negligible), so
+/// `e_j = exp(d_j)` has about 1 f64 ULP of error. Sums (Neumaier) of positive terms
+/// keep that. `nll = -ln p_y = -d_y + ln_1p(T)` with `T = sum_{j != argmax} e_j`
+/// (`S - 1` exactly, no cancellation, also for `p_y -> 1`); `q = 1 - p_y = S_o / S`;
+/// `q^gamma = powf` (relative error about `gamma |ln q| 2^-53`, below 1e-13 for
+/// every `q^gamma` that is not flushed to 0 in f32). The gradient
+/// `alpha_y g (delta_jy - p_j)` uses `-g = q^gamma (1 + gamma (e_y/S_o) nll)`, a
+/// sum of positive terms, and `1 - p_y = S_o / S`. Every step is a product or a
+/// sum of same-sign terms: the reference's relative error stays below 1e-13, a
+/// millionth of an f32 ULP. `check_reference` cross-checks the formulas against
+/// the textbook ones and against finite differences.
+mod reference {
+    use super::Neumaier;
+
+    /// Loss and gradient (`d FL / d z_j`) of one row, unscaled.
+    pub struct Row {
+        pub loss: f64,
+        pub grad: Vec<f64>,
+    }
+
+    /// Gamma-independent parts of a row.
+    pub struct Parts {
+        e: Vec<f64>,
+        y: usize,
+        nll: f64,
+        so: f64,
+        s: f64,
+    }
+
+    pub fn parts(z: &[f32], y: usize) -> Parts {
+        let (argmax, m) = z
+            .iter()
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |(bi, bm), (i, &v)| {
+                if f64::from(v) > bm {
+                    (i, f64::from(v))
+                } else {
+                    (bi, bm)
+                }
+            });
+        let e: Vec<f64> = z.iter().map(|&v| (f64::from(v) - m).exp()).collect();
+        let mut t = Neumaier::default();
+        let mut so = Neumaier::default();
+        for (j, &ej) in e.iter().enumerate() {
+            if j != argmax {
+                t.add(ej);
+            }
+            if j != y {
+                so.add(ej);
+            }
+        }
+        let d_y = f64::from(z[y]) - m;
+        let nll = -d_y + t.total().ln_1p();
+        Parts {
+            y,
+            nll,
+            so: so.total(),
+            s: 1.0 + t.total(),
+            e,
+        }
+    }
+
+    pub fn row(p: &Parts, gamma: f64, alpha: f64) -> Row {
+        let q = p.so / p.s;
+        let qg = if gamma == 0.0 {
+            1.0
+        } else if q == 0.0 {
+            0.0
+        } else {
+            q.powf(gamma)
+        };
+        let loss = alpha * qg * p.nll;
+        let ey = p.e[p.y];
+        let ratio = if p.so > 0.0 { ey * p.nll / p.so } else { 1.0 };
+        let neg_g = qg * (1.0 + gamma * ratio);
+        let grad =
+            p.e.iter()
+                .enumerate()
+                .map(|(j, &ej)| {
+                    if j == p.y {
+                        -alpha * neg_g * (p.so / p.s)
+                    } else {
+                        alpha * neg_g * (ej / p.s)
+                    }
+                })
+                .collect();
+        Row { loss, grad }
+    }
+
+    /// The textbook formulas in f64 (softmax, then `(1-p)^gamma`, `ln p`, the
+    /// chain rule): for cross-checking `row` on benign rows only.
+    pub fn textbook(z: &[f32], y: usize, gamma: f64, alpha: f64) -> Row {
+        let m = z
+            .iter()
+            .fold(f64::NEG_INFINITY, |a, &v| a.max(f64::from(v)));
+        let e: Vec<f64> = z.iter().map(|&v| (f64::from(v) - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        let p: Vec<f64> = e.iter().map(|v| v / s).collect();
+        let py = p[y];
+        let loss = -alpha * (1.0 - py).powf(gamma) * py.ln();
+        let g = gamma * (1.0 - py).powf(gamma - 1.0) * py * py.ln() - (1.0 - py).powf(gamma);
+        let grad = (0..z.len())
+            .map(|j| alpha * g * (if j == y { 1.0 } else { 0.0 } - p[j]))
+            .collect();
+        Row { loss, grad }
+    }
+
+    /// The loss alone, for finite differences.
+    pub fn loss(z: &[f64], y: usize, gamma: f64) -> f64 {
+        let m = z.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+        let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
+        let lp = z[y] - m - s.ln();
+        -(1.0 - lp.exp()).powf(gamma) * lp
+    }
+}
+
+/// SplitMix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// `+-10^u`, u uniform in [lo, hi].
+    fn spanning(&mut self, lo: f64, hi: f64) -> f32 {
+        let v = 10f64.powf(lo + (hi - lo) * self.unit()) as f32;
+        if self.next() & 1 == 0 {
+            v
+        } else {
+            -v
+        }
+    }
+}
+
+/// Margins of a dominant logit over the rest: from near-ties to e^-margin far below
+/// the f32 range (S_o, the loss and the gradient go through the subnormals and 0).
+const MARGINS: [f32; 20] = [
+    1e-3, 0.1, 1.0, 3.0, 8.0, 16.0, 17.5, 30.0, 50.0, 70.0, 86.0, 88.5, 90.0, 95.0, 100.0, 103.5,
+    110.0, 150.0, 1e3, 1e4,
+];
+
+/// The rows of one class count: (logits, labels), row-major.
+fn rows(c: usize, count: usize, rng: &mut Rng) -> (Vec<f32>, Vec<i32>) {
+    let mut x = Vec::with_capacity(c * count);
+    let mut labels = Vec::with_capacity(count);
+    for r in 0..count {
+        let y = rng.below(c);
+        let family = r % 6;
+        let mut row: Vec<f32> = match family {
+            // Moderate: |z| up to ~10.
+            0 => (0..c).map(|_| rng.spanning(-3.0, 1.0)).collect(),
+            // Ties: every logit equal, or a few distinct values.
+            1 => {
+                let v = rng.spanning(-3.0, 4.0);
+                let w = rng.spanning(-3.0, 4.0);
+                (0..c).map(|j| if j % 3 == 0 { v } else { w }).collect()
+            }
+            // Spanning +-1e-3..+-1e4.
+            _ => (0..c).map(|_| rng.spanning(-3.0, 4.0)).collect(),
+        };
+        match family {
+            // p_y -> 1: the label dominates by a margin.
+            2 | 3 => {
+                let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+                let margin = MARGINS[rng.below(MARGINS.len())];
+                row[y] = max + margin;
+            }
+            // p_y -> 0: another class dominates by a margin.
+            4 if c > 1 => {
+                let k = (y + 1 + rng.below(c - 1)) % c;
+                let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+                row[k] = max + MARGINS[rng.below(MARGINS.len())];
+            }
+            _ => {}
+        }
+        x.extend_from_slice(&row);
+        labels.push(y as i32);
+    }
+    (x, labels)
+}
+
+/// Worst error of one quantity, with where it happened.
+#[derive(Clone, Copy, Default)]
+struct Worst {
+    ulp: f64,
+    row: usize,
+    class: usize,
+    got: f32,
+    want: f64,
+}
+
+impl Worst {
+    fn update(&mut self, got: f32, want: f64, row: usize, class: usize) {
+        let e = ulp_error(got, want, want);
+        if e > self.ulp || e.is_nan() {
+            *self = Worst {
+                ulp: if e.is_nan() { f64::INFINITY } else { e },
+                row,
+                class,
+                got,
+                want,
+            };
+        }
+    }
+}
+
+/// One measured cell: a backend, C, gamma, alpha kind.
+#[derive(Default)]
+struct Cell {
+    loss: Worst,
+    grad: Worst,
+    sum: f64,
+    mean: f64,
+    non_finite: usize,
+    flushed: usize,
+    outputs: usize,
+}
+
+/// Measures one backend on one (C, gamma, alpha).
+fn measure(
+    backend: Backend,
+    c: usize,
+    gamma: f32,
+    weights: Option<&[f32]>,
+    x: &[f32],
+    labels: &[i32],
+    parts: &[reference::Parts],
+) -> Cell {
+    let alpha = weights.map_or(ClassAlpha::Off, ClassAlpha::PerClass);
+    let fl = SoftmaxFocal::new(gamma, alpha)
+        .and_then(|f| f.with_backend(backend))
+        .expect("valid parameters, available backend");
+    let n = labels.len();
+    let mut loss = vec![0.0f32; n];
+    let mut grad = vec![0.0f32; n * c];
+    let mut grad_mean = vec![0.0f32; n * c];
+    fl.loss(x, labels, c, &mut loss).expect("valid input");
+    fl.loss_and_grad(x, labels, c, Reduction::Mean, &mut grad_mean)
+        .expect("valid input");
+    let sum_fused = fl
+        .loss_and_grad(x, labels, c, Reduction::Sum, &mut grad)
+        .expect("valid input");
+    let sum = fl
+        .loss_reduced(x, labels, c, Reduction::Sum)
+        .expect("valid input");
+    let mean = fl
+        .loss_reduced(x, labels, c, Reduction::Mean)
+        .expect("valid input");
+    let mut cell = Cell::default();
+    let mut exact = Neumaier::default();
+    for (r, p) in parts.iter().enumerate() {
+        let y = labels[r] as usize;
+        let a = weights.map_or(1.0, |w| f64::from(w[y]));
+        let want = reference::row(p, f64::from(gamma), a);
+        exact.add(want.loss);
+        let mut check = |got: f32, want: f64, worst: &mut Worst, class: usize| {
+            cell.outputs += 1;
+            if !got.is_finite() {
+                cell.non_finite += 1;
+            }
+            if got == 0.0 && rounds_to_normal(want) {
+                cell.flushed += 1;
+            }
+            worst.update(got, want, r, class);
+        };
+        check(loss[r], want.loss, &mut cell.loss, y);
+        for j in 0..c {
+            check(grad[r * c + j], want.grad[j], &mut cell.grad, j);
+            check(
+                grad_mean[r * c + j],
+                want.grad[j] / n as f64,
+                &mut cell.grad,
+                j,
+            );
+        }
+    }
+    let total = exact.total();
+    cell.sum = ulp_error(sum, total, total).max(ulp_error(sum_fused, total, total));
+    let m = total / n as f64;
+    cell.mean = ulp_error(mean, m, m);
+    cell
+}
+
+/// `error <= BAR`, false for NaN.
+fn within(error: f64) -> bool {
+    error <= BAR
+}
+
+fn fmt_ulp(v: f64) -> String {
+    if v < 0.995 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+#[test]
+fn accuracy_tables() {
+    let start = Instant::now();
+    let quick = std::env::var("FOCAL_SWEEP").as_deref() == Ok("quick");
+    let mut rng = Rng(0x50F7_3A11_2017_0006);
+    let backends: Vec<Backend> = Backend::available().collect();
+    // results[backend][alpha][c][gamma]
+    let mut cells: Vec<Vec<Vec<Vec<Cell>>>> = backends
+        .iter()
+        .map(|_| (0..2).map(|_| Vec::new()).collect())
+        .collect();
+    let mut total_rows = 0;
+    let mut inputs = Vec::new();
+    for &c in &CLASSES {
+        let count = match c {
+            1..=9 => 6000,
+            10..=99 => 2400,
+            _ => 480,
+        };
+        let count = if quick { count / 4 } else { count };
+        total_rows += count;
+        let (x, labels) = rows(c, count, &mut rng);
+        inputs.push((x.clone(), labels.clone()));
+        let parts: Vec<reference::Parts> = (0..count)
+            .map(|r| reference::parts(&x[r * c..(r + 1) * c], labels[r] as usize))
+            .collect();
+        let weights: Vec<f32> = (0..c).map(|_| (0.05 + 0.95 * rng.unit()) as f32).collect();
+        for (b, &backend) in backends.iter().enumerate() {
+            for (ai, w) in [None, Some(&weights[..])].into_iter().enumerate() {
+                let row: Vec<Cell> = GAMMAS
+                    .iter()
+                    .map(|&g| measure(backend, c, g, w, &x, &labels, &parts))
+                    .collect();
+                cells[b][ai].push(row);
+            }
+        }
+    }
+
+    let mut doc = String::new();
+    let _ = writeln!(
+        doc,
+        "## Softmax focal loss: max error in ULP against the f64 reference\n\n\
+         Generated by `cargo test --test softmax_accuracy -- --nocapture` ({total_rows} \
+         rows per backend, alpha off and per class, {} sweep). Each cell: loss / gradient \
+         (every entry, fused call, reductions Sum and Mean) / reduced Sum / Mean. Bar: \
+         {BAR} ULP.\n",
+        if quick { "quick" } else { "default" }
+    );
+    let mut failures = Vec::new();
+    for (b, &backend) in backends.iter().enumerate() {
+        for (ai, alpha_name) in ["alpha off", "alpha per class"].iter().enumerate() {
+            let _ = writeln!(
+                doc,
+                "### {} ({} lanes), {alpha_name}\n",
+                backend.name(),
+                backend.lanes()
+            );
+            let _ = write!(doc, "| gamma |");
+            for c in CLASSES {
+                let _ = write!(doc, " C={c} |");
+            }
+            let _ = write!(doc, "\n|---|");
+            for _ in CLASSES {
+                let _ = write!(doc, "---|");
+            }
+            doc.push('\n');
+            for (gi, &g) in GAMMAS.iter().enumerate() {
+                let _ = write!(doc, "| {g} |");
+                for (ci, &c) in CLASSES.iter().enumerate() {
+                    let cell = &cells[b][ai][ci][gi];
+                    let _ = write!(
+                        doc,
+                        " {} / {} / {} / {} |",
+                        fmt_ulp(cell.loss.ulp),
+                        fmt_ulp(cell.grad.ulp),
+                        fmt_ulp(cell.sum),
+                        fmt_ulp(cell.mean)
+                    );
+                    let at = format!("{} C={c} gamma={g} {alpha_name}", backend.name());
+                    for (what, w) in [("loss", &cell.loss), ("grad", &cell.grad)] {
+                        if !within(w.ulp) {
+                            let (x, labels) = &inputs[ci];
+                            let row = &x[w.row * c..(w.row + 1) * c];
+                            failures.push(format!(
+                                "{at}: {what} {:.2} ULP at row {} class {} (got {:e}, want {:e}); \
+                                 label {}, logits {:?}{}",
+                                w.ulp,
+                                w.row,
+                                w.class,
+                                w.got,
+                                w.want,
+                                labels[w.row],
+                                &row[..c.min(8)],
+                                if c > 8 { " ..." } else { "" }
+                            ));
+                        }
+                    }
+                    if !(within(cell.sum) && within(cell.mean)) {
+                        failures.push(format!(
+                            "{at}: Sum {:.2} / Mean {:.2} ULP",
+                            cell.sum, cell.mean
+                        ));
+                    }
+                    if cell.non_finite > 0 || cell.flushed > 0 {
+                        failures.push(format!(
+                            "{at}: {} non-finite, {} flushed to 0 of {} outputs",
+                            cell.non_finite, cell.flushed, cell.outputs
+                        ));
+                    }
+                }
+                doc.push('\n');
+            }
+            let outputs: usize = cells[b][ai].iter().flatten().map(|c| c.outputs).sum();
+            let bad: usize = cells[b][ai]
+                .iter()
+                .flatten()
+                .map(|c| c.non_finite + c.flushed)
+                .sum();
+            let _ = writeln!(
+                doc,
+                "\n{outputs} outputs, {bad} non-finite or flushed to 0.\n"
+            );
+        }
+    }
+    println!("{doc}");
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let _ = std::fs::create_dir_all(&target);
+    let _ = std::fs::write(target.join("softmax-accuracy-tables.md"), &doc);
+    println!(
+        "softmax accuracy sweep took {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    for f in &failures {
+        println!("FAIL {f}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} bar(s) broken (listed above)",
+        failures.len()
+    );
+}
+
+/// The reference's formulas against the textbook ones on benign rows (relative
+/// 1e-12), and its gradient against central differences of its loss.
+#[test]
+fn check_reference() {
+    let mut rng = Rng(7);
+    for c in [2usize, 3, 8, 30] {
+        for _ in 0..50 {
+            let z: Vec<f32> = (0..c).map(|_| rng.spanning(-2.0, 0.5)).collect();
+            let y = rng.below(c);
+            for gamma in [0.0, 0.5, 1.0, 2.0, 4.7] {
+                let p = reference::parts(&z, y);
+                let a = reference::row(&p, gamma, 0.7);
+                let b = reference::textbook(&z, y, gamma, 0.7);
+                let close =
+                    |u: f64, v: f64| (u - v).abs() <= 1e-12 * u.abs().max(v.abs()).max(1e-300);
+                assert!(close(a.loss, b.loss), "loss {} vs {}", a.loss, b.loss);
+                for j in 0..c {
+                    assert!(
+                        (a.grad[j] - b.grad[j]).abs() <= 1e-12 * (a.grad[j].abs() + 1e-3),
+                        "grad {j}: {} vs {}",
+                        a.grad[j],
+                        b.grad[j]
+                    );
+                }
+                let zf: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+                for j in 0..c {
+                    let h = 1e-6;
+                    let mut zp = zf.clone();
+                    let mut zm = zf.clone();
+                    zp[j] += h;
+                    zm[j] -= h;
+                    let fd = (reference::loss(&zp, y, gamma) - reference::loss(&zm, y, gamma))
+                        / (2.0 * h);
+                    let g = a.grad[j] / 0.7;
+                    assert!((fd - g).abs() <= 1e-6 * (g.abs() + 1e-3), "fd {fd} vs {g}");
+                }
+            }
+        }
+    }
+    // The exact sum helper agrees with a plain sum on easy input.
+    assert_eq!(exact_sum([1.0, 2.0, 3.0]), 6.0);
+}
