@@ -215,4 +215,45 @@ pub(crate) unsafe trait SimdF32:
         }
         s
     }
+    /// Transposes `n <= LANES` rows of `c` classes (`1 <= c <= 8`), stored row-major
+    /// from `ptr` (`n * c` values): lane `i` of `out[j]` gets `ptr[i * c + j]` for
+    /// `j < c`; lanes `i >= n` get 0 and `out[j]` for `j >= c` is left as is.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reading `n * c` f32; `c <= 8`.
+    #[inline(always)]
+    unsafe fn load_rows(ptr: *const f32, c: usize, n: usize, out: &mut [Self; 8]) {
+        for (j, o) in out.iter_mut().enumerate() {
+            if j < c {
+                // SAFETY: lane i < n reads ptr + i c + j, inside row i.
+                *o = unsafe {
+                    if n >= Self::LANES {
+                        Self::gather(ptr.add(j), c)
+                    } else {
+                        Self::gather_partial(ptr.add(j), c, n, 0.0)
+                    }
+                };
+            }
+        }
+    }
+    /// The inverse of [`SimdF32::load_rows`]: writes lane `i < n` of `v[j]` to
+    /// `ptr[i * c + j]` for `j < c` (`n * c` values in all).
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writing `n * c` f32; `c <= 8`.
+    #[inline(always)]
+    unsafe fn store_rows(v: &[Self; 8], ptr: *mut f32, c: usize, n: usize) {
+        for (j, x) in v.iter().enumerate() {
+            if j < c {
+                // SAFETY: lane i < n writes ptr + i c + j, inside row i.
+                unsafe {
+                    if n >= Self::LANES {
+                        x.scatter(ptr.add(j), c)
+                    } else {
+                        x.scatter_partial(ptr.add(j), c, n)
+                    }
+                };
+            }
+        }
+    }
 }

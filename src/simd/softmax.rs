@@ -217,21 +217,32 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
     let (s_hi, s_err) = two_sum(ey, r.so_hi);
     let s_lo = s_err + (r.so_lo + ey_lo);
 
-    // nll = (m - z_y) + ln(1 + T): two non-negative terms.
+    // Divisions are slow (one per several cycles): two reciprocals serve all of
+    // them, each quotient corrected by its exact FMA residual where it matters.
+    let inv_s = one / s_hi;
+    // S_o below the normal range (then y is the max, q and every output are below
+    // it too): clamped, so the reciprocal stays finite; the ratio below takes its
+    // limit there.
+    let tiny_so = r.so_hi.lt(V::splat(f32::MIN_POSITIVE));
+    let inv_so = one / V::splat(f32::MIN_POSITIVE).max(r.so_hi);
+
+    // nll = (m - z_y) + ln(1 + T): two non-negative terms. 1 + T = S.
     let t = V::select(ymax, r.so_hi, (r.so_hi - one) + ey);
-    let (lh, ll) = ln1p_hilo(t, r.so_lo);
+    let (lh, ll) = ln1p_hilo(t, r.so_lo, inv_s);
     let (n_hi, n_err) = two_sum(-r.dy_hi, lh);
     // The residual is NaN for z_y - m = -inf, where nll = +inf anyway (NaN input
     // stays NaN through n_hi and ll).
     let nll = n_hi + ((finite_or_zero(n_err) + ll) - r.dy_lo);
 
-    // q = S_o / S as hi + lo: the division's remainder is exact by FMA (or Dekker).
-    let q_hi = r.so_hi / s_hi;
+    // q = S_o / S as hi + lo (q_hi within 1.5 ULP, the sum within ~0.01): the
+    // remainder S_o - q_hi S is exact (Sterbenz, and FMA or Dekker for the product).
+    let q_hi = r.so_hi * inv_s;
     let p = q_hi * s_hi;
     let rem = (r.so_hi - p) - two_prod_err(q_hi, s_hi, p);
-    let q_lo = (rem + r.so_lo - q_hi * s_lo) / s_hi;
+    let q_lo = (rem + r.so_lo - q_hi * s_lo) * inv_s;
     let pos = zero.lt(q_hi);
-    let q_rel = V::select(pos, q_lo / q_hi, zero);
+    // q_lo / q_hi = q_lo S / S_o, only needed to a few bits.
+    let q_rel = V::select(pos, q_lo * s_hi * inv_so, zero);
 
     let qg = if k.kind == 0 {
         one
@@ -253,18 +264,19 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
 
     let loss = qg * (nll * r.alpha);
 
-    // 1 + gamma (e_y / S_o) nll (>= 1); the ratio is 1 for S_o = 0 (limit), and nll
-    // is clamped so that e_y = 0 with nll = inf gives 0, not NaN.
+    // 1 + gamma (e_y / S_o) nll (>= 1); the ratio is 1 for S_o -> 0 (limit: y is
+    // the max, nll = ln(1 + S_o)), and nll is clamped so that e_y = 0 with nll = inf
+    // gives 0, not NaN.
     let omw = if k.kind == 0 {
         one
     } else {
         let nll_c = V::splat(f32::MAX).min(nll);
-        let ratio = V::select(zero.lt(r.so_hi), ey * nll_c / r.so_hi, one);
-        k.gamma.mul_add(ratio, one)
+        let ratio = div_by(ey * nll_c, r.so_hi, inv_so);
+        k.gamma.mul_add(V::select(tiny_so, one, ratio), one)
     };
     let ga = r.alpha.mul_add(k.scale_hi, r.alpha * k.scale_lo);
-    let f0 = (omw * ga) / s_hi;
-    let f = f0.mul_add(-(s_lo / s_hi), f0);
+    let f0 = div_by(omw * ga, s_hi, inv_s);
+    let f = f0.mul_add(-(s_lo * inv_s), f0);
     let coef = qg * f;
     let grad_y = -coef.mul_add(r.so_hi, coef * r.so_lo);
 
@@ -273,6 +285,14 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
         coef: V::select(r.active, coef, zero),
         grad_y: V::select(r.active, grad_y, zero),
     }
+}
+
+/// `x / d` from `inv = fl(1 / d)`: `x inv` corrected by its residual
+/// `x - (x inv) d` (exact with an FMA), within about 0.5 ULP like a division.
+#[inline(always)]
+fn div_by<V: SimdF32>(x: V, d: V, inv: V) -> V {
+    let q = x * inv;
+    (-q).mul_add(d, x).mul_add(inv, q)
 }
 
 /// `z - m` as `hi + lo` for a row max `m`. Infinite maxima: a lane equal to `m`

@@ -47,6 +47,20 @@ fn first_lanes(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
+/// Runs `$body` for `$k = 0..8` while `$k < $c`, unrolled (constant indices keep
+/// arrays of vectors in registers).
+macro_rules! unroll8 {
+    ($k:ident < $c:expr => $body:block) => {
+        unroll8!(@ $k, $c, $body, 0 1 2 3 4 5 6 7)
+    };
+    (@ $k:ident, $c:expr, $body:block, $($n:literal)*) => {
+        $({
+            let $k: usize = $n;
+            if $k < $c $body
+        })*
+    };
+}
+
 // SAFETY: every method uses AVX-512F intrinsics only, and values are only created in
 // entry points compiled with `avx512f` and entered after detection.
 unsafe impl SimdF32 for Avx512F32 {
@@ -234,6 +248,70 @@ unsafe impl SimdF32 for Avx512F32 {
         unsafe { _mm512_reduce_max_ps(self.0) }
     }
     #[inline(always)]
+    unsafe fn load_rows(ptr: *const f32, c: usize, n: usize, out: &mut [Self; 8]) {
+        // c contiguous vectors (masked: n c values), then for each class two-source
+        // permutes from the vector pairs holding its lanes.
+        let c = c.min(8);
+        let total = n * c;
+        // SAFETY: see the impl.
+        let zero = unsafe { _mm512_setzero_ps() };
+        let mut src = [zero; 8];
+        unroll8!(k < c => {
+            let count = total.saturating_sub(16 * k).min(16);
+            // SAFETY: values 16 k .. 16 k + count are among the n c readable ones.
+            src[k] = unsafe { _mm512_maskz_loadu_ps(first_lanes(count), ptr.add(16 * k)) };
+        });
+        unroll8!(j < c => {
+            // SAFETY: see the impl; the table is 16 i32.
+            out[j] = Avx512F32(unsafe {
+                let idx = _mm512_loadu_si512(ROWS.load_idx[c][j].as_ptr().cast());
+                let mut acc = _mm512_permutex2var_ps(src[0], idx, src[1]);
+                let masks = ROWS.load_mask[c][j];
+                if c > 2 {
+                    let t = _mm512_permutex2var_ps(src[2], idx, src[3]);
+                    acc = _mm512_mask_mov_ps(acc, masks[1], t);
+                }
+                if c > 4 {
+                    let t = _mm512_permutex2var_ps(src[4], idx, src[5]);
+                    acc = _mm512_mask_mov_ps(acc, masks[2], t);
+                }
+                if c > 6 {
+                    let t = _mm512_permutex2var_ps(src[6], idx, src[7]);
+                    acc = _mm512_mask_mov_ps(acc, masks[3], t);
+                }
+                acc
+            });
+        });
+    }
+    #[inline(always)]
+    unsafe fn store_rows(v: &[Self; 8], ptr: *mut f32, c: usize, n: usize) {
+        let c = c.min(8);
+        let total = n * c;
+        unroll8!(k < c => {
+            let count = total.saturating_sub(16 * k).min(16);
+            // SAFETY: see the impl; the table is 16 i32; values 16 k .. 16 k + count
+            // are among the n c writable ones.
+            unsafe {
+                let idx = _mm512_loadu_si512(ROWS.store_idx[c][k].as_ptr().cast());
+                let mut acc = _mm512_permutex2var_ps(v[0].0, idx, v[1].0);
+                let masks = ROWS.store_mask[c][k];
+                if c > 2 {
+                    let t = _mm512_permutex2var_ps(v[2].0, idx, v[3].0);
+                    acc = _mm512_mask_mov_ps(acc, masks[1], t);
+                }
+                if c > 4 {
+                    let t = _mm512_permutex2var_ps(v[4].0, idx, v[5].0);
+                    acc = _mm512_mask_mov_ps(acc, masks[2], t);
+                }
+                if c > 6 {
+                    let t = _mm512_permutex2var_ps(v[6].0, idx, v[7].0);
+                    acc = _mm512_mask_mov_ps(acc, masks[3], t);
+                }
+                _mm512_mask_storeu_ps(ptr.add(16 * k), first_lanes(count), acc);
+            }
+        });
+    }
+    #[inline(always)]
     fn reduce_add_f64(self) -> f64 {
         // SAFETY: see the impl. Both halves widened to f64, added lane-wise, then a
         // fixed shuffle tree: the same order on every call.
@@ -245,6 +323,52 @@ unsafe impl SimdF32 for Avx512F32 {
             _mm512_reduce_add_pd(_mm512_add_pd(lo, hi))
         }
     }
+}
+
+/// Permutation tables of `load_rows` / `store_rows` for `c = 1..=8` classes
+/// (index `c`), 16 lanes. A group of 16 rows is `16 c` contiguous values, `c`
+/// vectors; value `e` of the group is row `e / c`, class `e % c`.
+struct RowTables {
+    /// Class `j`'s lane `i` is value `e = i c + j`: lane `e % 32` of the vector pair
+    /// `e / 32` (two-source permute index).
+    load_idx: [[[i32; 16]; 8]; 9],
+    /// Lanes of class `j` taken from vector pair `p`.
+    load_mask: [[[u16; 4]; 8]; 9],
+    /// Output vector `k`'s lane `l` is value `e = 16 k + l`: lane `e / c` of class
+    /// `e % c`, in the class pair `(e % c) / 2` (two-source permute index).
+    store_idx: [[[i32; 16]; 8]; 9],
+    /// Lanes of output vector `k` taken from class pair `p`.
+    store_mask: [[[u16; 4]; 8]; 9],
+}
+
+const ROWS: RowTables = row_tables();
+
+const fn row_tables() -> RowTables {
+    let mut t = RowTables {
+        load_idx: [[[0; 16]; 8]; 9],
+        load_mask: [[[0; 4]; 8]; 9],
+        store_idx: [[[0; 16]; 8]; 9],
+        store_mask: [[[0; 4]; 8]; 9],
+    };
+    let mut c = 1;
+    while c <= 8 {
+        let mut j = 0;
+        while j < c {
+            let mut i = 0;
+            while i < 16 {
+                let e = i * c + j;
+                t.load_idx[c][j][i] = (e % 32) as i32;
+                t.load_mask[c][j][e / 32] |= 1 << i;
+                let f = j * 16 + i;
+                t.store_idx[c][j][i] = (f / c + 16 * ((f % c) % 2)) as i32;
+                t.store_mask[c][j][(f % c) / 2] |= 1 << i;
+                i += 1;
+            }
+            j += 1;
+        }
+        c += 1;
+    }
+    t
 }
 
 /// Element offsets `i * stride` of the 16 lanes, for gathers and scatters.

@@ -1,8 +1,10 @@
 //! Few classes (C <= 8): one row per lane, so no lane is wasted on a short row.
 //!
-//! A group of `LANES` rows is read class by class with strided gathers, the whole
-//! group (logits, then `e_j`) stays in `MAX_CLASSES` vectors, and the gradient goes
-//! out by strided scatters. `exp` runs once per logit.
+//! A group of `LANES` rows (`LANES * C` contiguous values) is transposed into one
+//! vector per class (`SimdF32::load_rows`: permutes on AVX-512, gathers
+//! elsewhere), the whole group (logits, then `e_j`, then the gradient) stays in
+//! `MAX_CLASSES` vectors, and the gradient is transposed back
+//! (`SimdF32::store_rows`). `exp` runs once per logit.
 
 use super::{
     row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums, RowTerms, Weights,
@@ -91,16 +93,8 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
     // Logits of class j of the n rows, later e^(z_j - m): unrolled to the constant
     // MAX_CLASSES, so the array lives in registers.
     let mut v = [zero; MAX_CLASSES];
-    for_classes!(j < c => {
-        // SAFETY: lane i reads base + j + i C, i < n: in row r0 + i.
-        v[j] = unsafe {
-            if FULL {
-                V::gather(base.add(j), c)
-            } else {
-                V::gather_partial(base.add(j), c, n, 0.0)
-            }
-        };
-    });
+    // SAFETY: the n rows from r0, n C values from base, are in bounds.
+    unsafe { V::load_rows(base, c, if FULL { V::LANES } else { n }, &mut v) };
     let mut m = v[0];
     for_classes!(j < c => {
         m = m.max(v[j]);
@@ -152,16 +146,11 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
                 let is_y = label.eq(V::splat(j as f32));
                 let g = V::select(is_y, grad_y, coef * v[j]);
                 // Ignored rows: exactly 0 whatever their logits (NaN included).
-                let g = V::select(active, g, zero);
-                // SAFETY: lane i writes gbase + j + i C, in row r0 + i, i < n.
-                unsafe {
-                    if FULL {
-                        g.scatter(gbase.add(j), c)
-                    } else {
-                        g.scatter_partial(gbase.add(j), c, n)
-                    }
-                };
+                v[j] = V::select(active, g, zero);
             });
+            // SAFETY: the gradient rows r0..r0 + n, n C values from gbase, are in
+            // bounds.
+            unsafe { V::store_rows(&v, gbase, c, if FULL { V::LANES } else { n }) };
         }
     }
 }
