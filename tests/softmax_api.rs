@@ -550,6 +550,20 @@ fn infinities_and_nan() {
                 assert!(out[4].is_nan(), "{at}");
                 assert!(g(4).iter().all(|v| v.is_nan()), "{at}: {:?}", g(4));
                 assert!(out[5].is_finite() && out[5] > 0.0, "{at}");
+                // Finite logits whose differences overflow: e^(z - m) = 0 for the
+                // far ones, a loss that overflows to inf, finite gradients.
+                let mut huge = row(&[(0, 3e38), (1, -3e38)]);
+                huge.extend(row(&[(0, 3e38), (1, -3e38)]));
+                let mut o = [0.0f32; 2];
+                let mut hg = vec![0.0f32; 2 * c];
+                fl.loss(&huge, &[0, 1], c, &mut o).expect("valid");
+                fl.loss_and_grad(&huge, &[0, 1], c, Reduction::Sum, &mut hg)
+                    .expect("valid");
+                assert_eq!(o[0], 0.0, "{at}");
+                assert_eq!(o[1], inf, "{at}");
+                assert!(hg.iter().all(|v| v.is_finite()), "{at}: {hg:?}");
+                assert!(hg[..c].iter().all(|&v| v == 0.0), "{at}: {hg:?}");
+                assert!(near(hg[c], 1.0) && near(hg[c + 1], -1.0), "{at}: {hg:?}");
             }
         }
     }

@@ -34,7 +34,9 @@ mod classes_in_lanes;
 mod math;
 mod rows_in_lanes;
 
-use self::math::{exp_parts, finite_or_zero, ln1p_hilo, ln_hilo, two_prod_err, two_sum};
+use self::math::{
+    exp_parts, exp_parts_wide, finite_or_zero, ln1p_hilo, ln_hilo, two_prod_err, two_sum,
+};
 use super::{SimdF32, MAX_LANES};
 
 /// Gamma kinds: 0..=4 are integer powers by multiplication, anything else is
@@ -210,7 +212,7 @@ fn pow_int<V: SimdF32>(q: V, kind: u32) -> V {
 pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V> {
     let zero = V::splat(0.0);
     let one = V::splat(1.0);
-    let (ey, ey_lo) = exp_parts(r.dy_hi, r.dy_lo);
+    let (ey, ey_lo) = exp_parts_wide(r.dy_hi, r.dy_lo);
     let ymax = r.dy_hi.eq(zero);
 
     // S = e_y + S_o >= 1 as hi + lo.
@@ -254,6 +256,7 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
         let a = k.gamma * h;
         let a_err = two_prod_err(k.gamma, h, a);
         let (s, s_err) = two_sum(a, k.gamma * l);
+        // |s| <= 104 gamma, its residual below 2^-20 |s|: exp_parts' range.
         let (e, e_lo) = exp_parts(s, a_err + s_err);
         V::select(pos, e + e_lo, zero)
     } else {

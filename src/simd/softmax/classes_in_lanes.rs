@@ -8,7 +8,7 @@
 //! most about 32 KB of gradient, so the parked rows are still in L1 when scaled.
 
 use super::{iota, row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums};
-use crate::simd::softmax::math::{exp_parts, two_sum};
+use crate::simd::softmax::math::{exp_parts, exp_parts_wide, two_sum};
 use crate::simd::{SimdF32, MAX_LANES};
 
 /// Gradient values a batch may park before it is scaled (32 KB).
@@ -22,8 +22,9 @@ const DIFF_MAX_FIRST: u8 = 0;
 const DIFF_Z_FIRST: u8 = 1;
 /// Mixed magnitudes: TwoSum.
 const DIFF_TWO_SUM: u8 = 2;
-/// An infinite max or min: TwoSum with the special cases of `shifted`.
-const DIFF_INFINITE: u8 = 3;
+/// An infinite max or min, or a range of 2^16 or more: TwoSum with the special
+/// cases of `shifted`, and `exp_parts_wide`.
+const DIFF_WIDE: u8 = 3;
 
 /// Per-row results of the first two passes, one lane per row of a batch.
 struct Batch {
@@ -141,13 +142,17 @@ fn sum_row<V: SimdF32>(
             return;
         }
     };
-    let (m, min) = row_range::<V>(row);
-    let diff = if !(m.is_finite() && min > f32::NEG_INFINITY) {
-        // (A NaN row lands here too: it is NaN whatever the path.)
-        DIFF_INFINITE
+    let (m, lo) = row_range::<V>(row);
+    // Lanes below a bound, from the per-lane minima (no horizontal min needed).
+    let any_below = |bound: f32| V::bitmask(lo.lt(V::splat(bound))) != 0;
+    // Infinities, or a range of 2^16 or more (z - m may overflow, or its residual
+    // be large), take the path with the special cases. (A NaN row may land anywhere:
+    // it is NaN whatever the path.)
+    let diff = if !m.is_finite() || any_below(m - 65536.0) {
+        DIFF_WIDE
     } else if m < 0.0 {
         DIFF_Z_FIRST
-    } else if min >= -m {
+    } else if !any_below(-m) {
         DIFF_MAX_FIRST
     } else {
         DIFF_TWO_SUM
@@ -160,11 +165,11 @@ fn sum_row<V: SimdF32>(
             (true, DIFF_MAX_FIRST) => exp_pass::<V, true, DIFF_MAX_FIRST>(row, dst, m, y),
             (true, DIFF_Z_FIRST) => exp_pass::<V, true, DIFF_Z_FIRST>(row, dst, m, y),
             (true, DIFF_TWO_SUM) => exp_pass::<V, true, DIFF_TWO_SUM>(row, dst, m, y),
-            (true, _) => exp_pass::<V, true, DIFF_INFINITE>(row, dst, m, y),
+            (true, _) => exp_pass::<V, true, DIFF_WIDE>(row, dst, m, y),
             (false, DIFF_MAX_FIRST) => exp_pass::<V, false, DIFF_MAX_FIRST>(row, dst, m, y),
             (false, DIFF_Z_FIRST) => exp_pass::<V, false, DIFF_Z_FIRST>(row, dst, m, y),
             (false, DIFF_TWO_SUM) => exp_pass::<V, false, DIFF_TWO_SUM>(row, dst, m, y),
-            (false, _) => exp_pass::<V, false, DIFF_INFINITE>(row, dst, m, y),
+            (false, _) => exp_pass::<V, false, DIFF_WIDE>(row, dst, m, y),
         }
     };
     let (d, dl) = shifted(row.get(y).copied().unwrap_or(0.0), m);
@@ -185,11 +190,11 @@ fn sum_row<V: SimdF32>(
     }
 }
 
-/// The largest and the smallest logit of a row. NaN handling: see
-/// `SimdF32::reduce_max`; a NaN logit makes its row NaN through its `exp` either
-/// way.
+/// The largest logit of a row, and the lane-wise minima (for the caller's range
+/// checks). NaN handling: see `SimdF32::reduce_max`; a NaN logit makes its row NaN
+/// through its `exp` either way.
 #[inline(always)]
-fn row_range<V: SimdF32>(row: &[f32]) -> (f32, f32) {
+fn row_range<V: SimdF32>(row: &[f32]) -> (f32, V) {
     let len = row.len();
     let mut hi = [V::splat(f32::NEG_INFINITY); 2];
     let mut lo = [V::splat(f32::INFINITY); 2];
@@ -222,8 +227,7 @@ fn row_range<V: SimdF32>(row: &[f32]) -> (f32, f32) {
         lo[0] = lo[0].min(zl);
         j += rest;
     }
-    let min = -(-lo[0].min(lo[1])).reduce_max();
-    (hi[0].max(hi[1]).reduce_max(), min)
+    (hi[0].max(hi[1]).reduce_max(), lo[0].min(lo[1]))
 }
 
 /// `S_o = sum_{j != y} e^(z_j - m)` as `hi + lo`; with `STORE`, writes every
@@ -325,7 +329,12 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
         DIFF_TWO_SUM => two_sum(z, -ms),
         _ => shifted(z, ms),
     };
-    let (mut e, mut el) = exp_parts(d, dl);
+    // Within 2^16 of the max, |dl| <= 2^-8: exp_parts' range.
+    let (mut e, mut el) = if DIFF == DIFF_WIDE {
+        exp_parts_wide(d, dl)
+    } else {
+        exp_parts(d, dl)
+    };
     if !FULL {
         // Padding lanes to 0 (with m = -inf they would be ties at the max; the
         // padding's -inf also breaks the Fast2Sum orders).

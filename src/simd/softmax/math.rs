@@ -69,7 +69,8 @@ pub(crate) fn finite_or_zero<V: SimdF32>(v: V) -> V {
 }
 
 /// `e^(hi + lo)` as an unevaluated sum `e_hi + e_lo` for `hi <= 0` (or NaN) and
-/// `|lo| <= 2^-20 max(|hi|, 1)`: `e_hi` within 0.55 ULP, `e_hi + e_lo` within about
+/// `|lo| <= 2^-20 max(|hi|, 1)`, `|lo| <= 2^-8` (below -104 `hi` is clamped and
+/// `lo` must not lift the result off 0; see [`exp_parts_wide`]): `e_hi` within 0.55 ULP, `e_hi + e_lo` within about
 /// 0.1 ULP (of `e_hi`) in the normal range, so that sums and powers of exps do not
 /// inherit half an ULP from each term. 0 below about -103.97, NaN for NaN `hi`.
 ///
@@ -111,6 +112,14 @@ pub(crate) fn exp_parts<V: SimdF32>(hi: V, lo: V) -> (V, V) {
     let h = s2 + tail;
     let l = tail - (h - s2);
     (h.ldexp(k), l.ldexp(k))
+}
+
+/// [`exp_parts`] for any `hi + lo` with `hi <= 0` (or NaN, or `-inf` with `lo = 0`)
+/// and `|lo| <= ulp(hi)`: `lo` is dropped where `hi < -104` (the result is 0 there,
+/// and a `lo` of the size of `hi`'s ULP, up to 2^103, must not move it).
+#[inline(always)]
+pub(crate) fn exp_parts_wide<V: SimdF32>(hi: V, lo: V) -> (V, V) {
+    exp_parts(hi, V::select(hi.lt(V::splat(-104.0)), V::splat(0.0), lo))
 }
 
 /// `ln(1 + f)` for `f` in `[-0.25, 0.5]`: fdlibm's `f - (hfsq - s (hfsq + R(s^2)))`,

@@ -9,7 +9,7 @@
 use super::{
     row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums, RowTerms, Weights,
 };
-use crate::simd::softmax::math::{exp_parts, two_sum};
+use crate::simd::softmax::math::{exp_parts_wide, two_sum};
 use crate::simd::SimdF32;
 
 /// Largest class count of this driver.
@@ -110,7 +110,7 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
     };
     for_classes!(j < c => {
         let (d, dl) = shifted(v[j], m);
-        let (e, el) = exp_parts(d, dl);
+        let (e, el) = exp_parts_wide(d, dl);
         let is_y = label.eq(V::splat(j as f32));
         dy_hi = V::select(is_y, d, dy_hi);
         dy_lo = V::select(is_y, dl, dy_lo);
