@@ -11,7 +11,9 @@ use cortex_m_rt::entry;
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[entry]
@@ -21,5 +23,7 @@ fn main() -> ! {
     let gamma = black_box(2.0f32);
     let mut g = [0.0f32; 16];
     black_box((&x, &t, gamma, &mut g));
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }

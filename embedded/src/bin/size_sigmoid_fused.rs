@@ -13,7 +13,9 @@ use focal::{Alpha, Focal, Reduction};
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[entry]
@@ -26,5 +28,7 @@ fn main() -> ! {
         black_box(fl.loss_and_grad(&x, &t, Reduction::Mean, &mut g).ok());
     }
     black_box((&x, &t, gamma, &mut g));
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
