@@ -27,6 +27,8 @@ for tool in gcc g++; do
   }
 done
 
+run cargo fmt --manifest-path capi/Cargo.toml -- --check
+run cargo clippy --release --manifest-path capi/Cargo.toml -- -D warnings
 run cargo build --release --manifest-path capi/Cargo.toml
 LIB=$ROOT/capi/target/release
 OUT=$(mktemp -d)

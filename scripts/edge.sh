@@ -76,6 +76,7 @@ step_embedded() {
   rustup_target "$THUMB"
   # The firmware's own workspace and .cargo/config.toml (target and QEMU runner).
   cd "$ROOT/embedded"
+  run cargo fmt -- --check
   run cargo run --release --bin focal-embedded
 }
 
@@ -131,6 +132,7 @@ step_wasm() {
 }
 
 step_capi() {
+  apt_install gcc g++ libc6-dev
   if [ -f "$ROOT/capi/check.sh" ]; then
     run bash "$ROOT/capi/check.sh"
   else
