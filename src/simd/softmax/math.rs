@@ -70,18 +70,20 @@ pub(crate) fn finite_or_zero<V: SimdF32>(v: V) -> V {
 
 /// `e^(hi + lo)` as an unevaluated sum `e_hi + e_lo` for `hi <= 0` (or NaN) and
 /// `|lo| <= 2^-20 max(|hi|, 1)`, `|lo| <= 2^-8` (below -104 `hi` is clamped and
-/// `lo` must not lift the result off 0; see [`exp_parts_wide`]): `e_hi` within 0.55 ULP, `e_hi + e_lo` within about
-/// 0.1 ULP (of `e_hi`) in the normal range, so that sums and powers of exps do not
-/// inherit half an ULP from each term. 0 below about -103.97, NaN for NaN `hi`.
+/// `lo` must not lift the result off 0; see [`exp_parts_wide`]): `e_hi` within
+/// 0.75 ULP, `e_hi + e_lo` within about 0.1 ULP (of `e_hi`) in the normal range, so
+/// that sums and powers of exps do not inherit half an ULP from each term. 0 below
+/// about -103.97, NaN for NaN `hi`.
 ///
-/// Reduction `hi + lo = k ln2 + r_hi + r_lo` with `r_hi` exact: with an FMA,
-/// `r_hi = hi - k LN2_F32` is exact (ln2 rounded to f32 has its last bit at
-/// 2^-24, so the difference, below 0.35, fits in 24 bits) and `r_lo = lo - k
-/// (ln2 - LN2_F32)`, |r_lo| < 2^-21; without one, Cody-Waite with `LN2_HI` (8 zero
-/// bits) and TwoSum. `e^r_hi = 1 + r_hi + r_hi^2 P(r_hi)`, `P` = [`EXP_P`] (error
-/// below 0.012 ULP of `e^r`), both additions exact (Fast2Sum: `1 >= |r_hi|`, `|1 + r_hi| > 0.7 >
-/// |r_hi^2 P|`), times `1 + r_lo`; the sum renormalized (Fast2Sum) so `e_hi` is
-/// the rounded value, then both parts scaled by `2^k`.
+/// Reduction `hi + lo = k ln2 + r + r_lo` with `r` exact: with an FMA,
+/// `r = hi - k LN2_F32` is exact (ln2 rounded to f32 has its last bit at 2^-24,
+/// so the difference, below 0.35, fits in 24 bits) and `r_lo = lo - k (ln2 -
+/// LN2_F32)`, |r_lo| < 2^-21; without one, Cody-Waite with `LN2_HI` (8 zero bits)
+/// and TwoSum. Then `e^(r + r_lo) = 1 + r + u` with `u = r^2 P(r) + r_lo (1 + r)`
+/// (`P` = [`EXP_P`], error below 0.012 ULP of `e^r`; `r_lo^2` is below 2^-43):
+/// `t = r + u` by Fast2Sum (`|u| <= |r|`, or both below 2^-21), `e_hi = 1 + t`
+/// (one rounding of `t`, 2^-26, on top of its own), `e_lo` = the exact residual of
+/// `1 + t` plus `t`'s. Both parts scaled by `2^k` (`ldexp`).
 #[inline(always)]
 pub(crate) fn exp_parts<V: SimdF32>(hi: V, lo: V) -> (V, V) {
     let one = V::splat(1.0);
@@ -94,23 +96,18 @@ pub(crate) fn exp_parts<V: SimdF32>(hi: V, lo: V) -> (V, V) {
         )
     } else {
         let r1 = k.mul_add(V::splat(-LN2_HI), x);
-        let (r, err) = two_sum(r1, k.mul_add(V::splat(-LN2_LO), lo));
-        (r, err)
+        two_sum(r1, k.mul_add(V::splat(-LN2_LO), lo))
     };
     let p = r.mul_add(V::splat(EXP_P[0]), V::splat(EXP_P[1]));
     let p = r.mul_add(p, V::splat(EXP_P[2]));
     let p = r.mul_add(p, V::splat(EXP_P[3]));
     let p = r.mul_add(p, V::splat(EXP_P[4]));
     let p = r.mul_add(p, V::splat(EXP_P[5]));
-    let u = (r * r) * p;
-    let s1 = one + r;
-    let e1 = (one - s1) + r;
-    let s2 = s1 + u;
-    let e2 = (s1 - s2) + u;
-    let tail = r_lo.mul_add(s2, e1 + e2);
-    // |tail| < 2^-20 s2: Fast2Sum.
-    let h = s2 + tail;
-    let l = tail - (h - s2);
+    let u = (r * r).mul_add(p, r_lo.mul_add(r, r_lo));
+    let t = r + u;
+    let t_err = u - (t - r);
+    let h = one + t;
+    let l = ((one - h) + t) + t_err;
     (h.ldexp(k), l.ldexp(k))
 }
 
