@@ -44,6 +44,22 @@ pub enum ClassAlpha<'a> {
 /// `-(1-p_y)^gamma (1 + gamma (p_y / (1-p_y)) (-ln p_y))`, whose ratio tends to 1
 /// as `p_y -> 1`: no power with a negative exponent, finite for every gamma.
 ///
+/// # Accuracy
+///
+/// Against a high-precision reference (`tests/softmax_accuracy.rs`, whose table
+/// `cargo test --test softmax_accuracy -- --nocapture` prints), on every backend
+/// and for any class count: the per-row loss, every gradient entry (for every
+/// reduction) and the reduced losses are within **8 ULP** for gamma <= 8 (absolute
+/// 2^-149 below the normal range). Beyond gamma 8 the bound grows by about 0.7 ULP
+/// per unit of gamma (the power multiplies the last rounding of `1 - p_y`). Finite
+/// logits give finite results (a loss that exceeds `f32::MAX` is `+inf`), and no
+/// result whose exact value is a normal f32 is flushed to 0.
+///
+/// Special values: a NaN logit makes its row's loss and gradient NaN (other rows
+/// are untouched); a `+inf` logit takes all the probability (ties at `+inf` share
+/// it), so the loss is 0 or `+inf` and the gradient its finite limit; `-inf` has
+/// probability 0. Ignored rows give exactly 0 whatever their logits.
+///
 /// ```
 /// use focal::{ClassAlpha, Reduction, SoftmaxFocal};
 ///
@@ -126,7 +142,7 @@ impl<'a> SoftmaxFocal<'a> {
 
     /// Per-row focal loss: `out[r] = FL(logits[r*C..(r+1)*C], labels[r])`, 0 for
     /// ignored rows. `logits` is row-major `[N x C]` with `N = labels.len()`,
-    /// `C = classes`; `out` has `N` values.
+    /// `C = classes`; `out` has `N` values. Max error 8 ULP (gamma <= 8).
     ///
     /// Errors: [`Error::NoClasses`], [`Error::ShapeMismatch`] (`logits`, `out`,
     /// `alpha`), [`Error::InvalidLabel`] (the first bad row),
@@ -150,7 +166,9 @@ impl<'a> SoftmaxFocal<'a> {
 
     /// Reduced focal loss over the rows: `Sum`, `Mean` over the non-ignored rows,
     /// or divided by a normaliser. No rows, or `Mean` with every row ignored, gives
-    /// 0. Errors as [`SoftmaxFocal::loss`], plus [`Error::InvalidNormalizer`].
+    /// 0. The sum is compensated (the same bits on every run of a backend); max
+    /// error 8 ULP of the exact sum of the exact losses (gamma <= 8).
+    /// Errors as [`SoftmaxFocal::loss`], plus [`Error::InvalidNormalizer`].
     pub fn loss_reduced(
         &self,
         logits: &[f32],
@@ -173,6 +191,9 @@ impl<'a> SoftmaxFocal<'a> {
     /// writes into `grad` (`[N x C]`, like `logits`) the gradient of that reduced loss
     /// with respect to each logit, what `loss.backward()` gives. Ignored rows get a
     /// zero gradient row; `Mean` with every row ignored gives 0 and a zero gradient.
+    /// The label's entry uses `1 - p_y` as the sum of the other probabilities, so
+    /// it keeps its digits as `p_y -> 1`; every entry is within 8 ULP (gamma <= 8),
+    /// the loss as [`SoftmaxFocal::loss_reduced`].
     /// Errors as [`SoftmaxFocal::loss_reduced`] (`grad` for a wrong length).
     pub fn loss_and_grad(
         &self,

@@ -1,9 +1,9 @@
 //! Accuracy of the softmax focal loss on every backend against a high-precision
-//! reference: per-row loss, the gradient (fused call), and the reduced losses, over
-//! rows whose logits span +-1e-3..+-1e4 (a seventh of them +-1e6), with one
-//! dominant class (p_y -> 1 and p_y -> 0), ties, and moderate rows; C in {1, 2, 3, 8, 9, 33, 80, 1000} (9 and 33:
-//! both drivers' edges and vector tails), gamma in {0, 0.5, 1, 2, 3, 4.7}, alpha off
-//! and per class.
+//! reference: per-row loss, the gradient (fused call, reductions Sum and Mean), and
+//! the reduced losses, over rows whose logits span +-1e-3..+-1e4 (a seventh of them
+//! +-1e6), with one dominant class (p_y -> 1 and p_y -> 0), ties, and moderate rows;
+//! C in {1, 2, 3, 8, 9, 33, 80, 1000} (9 and 33: both drivers' edges and vector
+//! tails), gamma in {0, 0.5, 1, 2, 3, 4.7, 8}, alpha off and per class.
 //!
 //! `cargo test --test softmax_accuracy -- --nocapture` prints one table per backend;
 //! the tables also go to `target/softmax-accuracy-tables.md`. `FOCAL_SWEEP=quick`
@@ -28,7 +28,7 @@ use measure::{exact_sum, rounds_to_normal, ulp_error, Neumaier};
 /// The asserted bar for loss, gradient and reductions, in ULP.
 const BAR: f64 = 8.0;
 const CLASSES: [usize; 8] = [1, 2, 3, 8, 9, 33, 80, 1000];
-const GAMMAS: [f32; 6] = [0.0, 0.5, 1.0, 2.0, 3.0, 4.7];
+const GAMMAS: [f32; 7] = [0.0, 0.5, 1.0, 2.0, 3.0, 4.7, 8.0];
 
 /// The high-precision reference, in f64, written from the formulas (not from the
 /// kernels' code).
