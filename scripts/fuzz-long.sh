@@ -62,9 +62,12 @@ for t in "${TARGETS[@]}"; do
     [ -n "$f" ] || continue
     grep -qxF "$f" <<<"$before" || new+=("$f")
   done <<<"$(artifacts_of "$t")"
-  rate=$(( ${execs:-0} / (secs > 0 ? secs : 1) ))
+  # libFuzzer's own clock (excludes the build and cargo-fuzz's post-run formatting).
+  fsecs=$(sed -nE 's/.* time: ([0-9]+)s.*/\1/p' <<<"$last")
+  fsecs=${fsecs:-$secs}
+  rate=$(( ${execs:-0} / (fsecs > 0 ? fsecs : 1) ))
   ROWS+=("$(printf '| %-21s | %6ss | %12s | %8s | %6s | %7s | %7s | %14s | %8s |' \
-    "$t" "$secs" "${execs:--}" "$rate" "${cov:--}" "${ft:--}" "$corp" "${crashes:-0/0/0}" "${#new[@]}")")
+    "$t" "$fsecs" "${execs:--}" "$rate" "${cov:--}" "${ft:--}" "$corp" "${crashes:-0/0/0}" "${#new[@]}")")
   for f in "${new[@]}"; do FOUND+=("$t $f"); done
   if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
     rustup component list --toolchain nightly --installed | grep -q '^llvm-tools' ||
