@@ -9,7 +9,7 @@
 use super::{
     row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums, RowTerms, Weights,
 };
-use crate::simd::softmax::math::{exp_parts_wide, two_sum};
+use crate::simd::softmax::math::{exp_parts, exp_parts_wide, two_sum};
 use crate::simd::SimdF32;
 
 /// Largest class count of this driver.
@@ -100,29 +100,23 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
         m = m.max(v[j]);
     });
 
-    let mut dy_hi = zero;
-    let mut dy_lo = zero;
-    let mut so_hi = zero;
-    let mut so_lo = zero;
-    let mut alpha = match call.weights {
-        Weights::Same(a) => V::splat(a),
-        Weights::PerClass(_) => zero,
-    };
+    // Every lane finite with a range below 2^16 (the usual case): the shifted
+    // logits need no special case and the exps no wide residuals.
+    let mut mn = v[0];
     for_classes!(j < c => {
-        let (d, dl) = shifted(v[j], m);
-        let (e, el) = exp_parts_wide(d, dl);
-        let is_y = label.eq(V::splat(j as f32));
-        dy_hi = V::select(is_y, d, dy_hi);
-        dy_lo = V::select(is_y, dl, dy_lo);
-        // At most 7 terms, added with their TwoSum residuals and low parts.
-        let (s, err) = two_sum(so_hi, V::select(is_y, zero, e));
-        so_hi = s;
-        so_lo = so_lo + (err + V::select(is_y, zero, el));
-        if let Weights::PerClass(_) = call.weights {
-            alpha = V::select(is_y, V::splat(call.weights.of(j)), alpha);
-        }
-        v[j] = e;
+        mn = mn.min(v[j]);
     });
+    let inf = V::splat(f32::INFINITY);
+    let narrow = V::and(
+        V::and(m.lt(inf), (-inf).lt(m)),
+        (m - V::splat(65536.0)).le(mn),
+    );
+    let lanes = V::LANES.min(16) as u32;
+    let (dy_hi, dy_lo, so_hi, so_lo, alpha) = if V::bitmask(narrow) == (1u32 << lanes) - 1 {
+        exp_and_sum::<V, true>(call, label, m, &mut v)
+    } else {
+        exp_and_sum::<V, false>(call, label, m, &mut v)
+    };
     let (s, err) = two_sum(so_hi, so_lo);
     let sums = RowSums {
         dy_hi,
@@ -153,4 +147,66 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
             unsafe { V::store_rows(&v, gbase, c, if FULL { V::LANES } else { n }) };
         }
     }
+}
+
+/// Replaces the logits in `v` by `e^(z_j - m)` and returns `(z_y - m)` (hi, lo),
+/// `S_o` (hi, lo) and `alpha_y` per lane. `NARROW`: every lane is finite with a
+/// range below 2^16, so `z - m` is a plain TwoSum and the running sum can start at
+/// 1 (it then stays >= every `e <= 1`: Fast2Sum); otherwise `shifted` and
+/// `exp_parts_wide` handle infinities and huge ranges.
+#[inline(always)]
+fn exp_and_sum<V: SimdF32, const NARROW: bool>(
+    call: &Call<'_>,
+    label: V,
+    m: V,
+    v: &mut [V; MAX_CLASSES],
+) -> (V, V, V, V, V) {
+    let c = call.classes;
+    let zero = V::splat(0.0);
+    let mut dy_hi = zero;
+    let mut dy_lo = zero;
+    let mut so_hi = if NARROW { V::splat(1.0) } else { zero };
+    let mut so_lo = zero;
+    let mut alpha = match call.weights {
+        Weights::Same(a) => V::splat(a),
+        Weights::PerClass(_) => zero,
+    };
+    for_classes!(j < c => {
+        let (d, dl, e, el) = if NARROW {
+            let (d, dl) = two_sum(v[j], -m);
+            let (e, el) = exp_parts(d, dl);
+            (d, dl, e, el)
+        } else {
+            let (d, dl) = shifted(v[j], m);
+            let (e, el) = exp_parts_wide(d, dl);
+            (d, dl, e, el)
+        };
+        let is_y = label.eq(V::splat(j as f32));
+        dy_hi = V::select(is_y, d, dy_hi);
+        dy_lo = V::select(is_y, dl, dy_lo);
+        // At most 7 terms, added with their exact rounding errors and low parts.
+        let e_o = V::select(is_y, zero, e);
+        let err = if NARROW {
+            let s = so_hi + e_o;
+            let err = e_o - (s - so_hi);
+            so_hi = s;
+            err
+        } else {
+            let (s, err) = two_sum(so_hi, e_o);
+            so_hi = s;
+            err
+        };
+        so_lo = so_lo + (err + V::select(is_y, zero, el));
+        if let Weights::PerClass(_) = call.weights {
+            alpha = V::select(is_y, V::splat(call.weights.of(j)), alpha);
+        }
+        v[j] = e;
+    });
+    if NARROW {
+        // Take the starting 1 off, exactly.
+        let (s, err) = two_sum(so_hi, V::splat(-1.0));
+        so_hi = s;
+        so_lo = so_lo + err;
+    }
+    (dy_hi, dy_lo, so_hi, so_lo, alpha)
 }
