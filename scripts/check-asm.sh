@@ -5,9 +5,10 @@
 #
 # Builds the lib in release with `--emit asm` into its own target dir (so it never
 # blocks or invalidates anyone's `target/`), then for the AVX-512 and AVX2 entry points
-# (`arch::x86_64::{avx512_entry,avx2_entry}::{focal,unary,scan}`) checks:
-#   - AVX-512: zmm registers, and vfmadd in `focal` and `unary`;
-#   - AVX2:    ymm registers, vfmadd in `focal` and `unary`, and nothing AVX-512 (no
+# (every function of `arch::x86_64::{avx512_entry,avx2_entry}`: focal, unary, scan,
+# softmax, ...) checks:
+#   - AVX-512: zmm registers, and vfmadd in `focal`, `unary` and `softmax`;
+#   - AVX2:    ymm registers, the same vfmadd, and nothing AVX-512 (no
 #              zmm, no mask registers, no ymm16-31: the entry must run on AVX2 CPUs);
 #   - no `call` / tail `jmp` to another function, except memcpy-like and panic
 #     helpers, which are reported as warnings (a call to a kernel or math function
@@ -98,9 +99,11 @@ analyse() {
         target = $2
         kind = (m ~ /^jmp/) ? "tail-jmp" : "call"
         if (m ~ /^jmp/) term[nb] = 1
-        if (m ~ /^jmp/ && target ~ /^\*%/) {
-          # jmpq *%reg: a jump table inside the function, not a call.
-          next
+        if (m ~ /^jmp/ && target ~ /^\*/ && target !~ /[A-Za-z_][A-Za-z0-9_$.]*(@|\(%rip\))/) {
+          # jmpq *%reg or *N(%rsp): a jump table inside the function (its target may
+          # have been spilled), unless the register holds a function address.
+          r = substr(target, 2)
+          if (!(r in held) || held[r] ~ /^\.L/) next
         }
         if (target ~ /^\*%/ && (substr(target, 2) in held)) target = held[substr(target, 2)] " (via " substr(target, 2) ")"
         sub(/^\*/, "", target); sub(/@GOTPCREL\(%rip\)/, "", target); sub(/@PLT$/, "", target)
@@ -193,7 +196,11 @@ demangle() {
 # compiled without the entry's target features).
 explain_callee() {
   local sym=$1 body="$WORK/callee.s"
-  extract "^${sym//./\\.}:\$" >"$body"
+  awk -v sym="$sym:" '
+    !infn && $0 == sym { infn = 1; print; next }
+    infn && /^\.Lfunc_end[0-9]+:/ { exit }
+    infn { print }
+  ' "$ASM" >"$body"
   [ -s "$body" ] || return 0
   local n
   n=$(analyse "$body" | grep -c '^CALL' || true)
@@ -276,13 +283,31 @@ check() {
   return 0
 }
 
-echo "check-asm: AVX-512 and AVX2 entry points (checked)"
-check avx512_entry::focal 'avx512_entry5focal' avx512 1
-check avx512_entry::unary 'avx512_entry5unary' avx512 1
-check avx512_entry::scan 'avx512_entry4scan' avx512 0
-check avx2_entry::focal 'avx2_entry5focal' avx2 1
-check avx2_entry::unary 'avx2_entry5unary' avx2 1
-check avx2_entry::scan 'avx2_entry4scan' avx2 0
+# Every function of the entry modules is checked, so a new entry point is covered the
+# day it is added. These must exist, and these must contain FMAs (they evaluate
+# exp/log1p polynomials); the others (the target scan) only compare and count.
+REQUIRED_ENTRIES="focal scan unary"
+FMA_ENTRIES="focal unary softmax"
+
+# Names of the functions in module $1 (e.g. avx512_entry), from the mangled labels.
+entries_of() {
+  grep -oE "^[A-Za-z0-9_.\$]*[0-9]+$1[0-9]+[a-z_0-9]+(17h[0-9a-f]{16}E)?:" "$ASM" |
+    sed -E "s/.*[0-9]+$1[0-9]+([a-z_0-9]+)(17h[0-9a-f]{16}E)?:\$/\1/" | sort -u
+}
+
+for isa in avx512 avx2; do
+  module=${isa}_entry
+  echo "check-asm: ${module} (checked)"
+  found=$(entries_of "$module" | tr '\n' ' ')
+  for name in $REQUIRED_ENTRIES; do
+    [[ " $found " == *" $name "* ]] || report_fail "${module}::$name not found in the assembly (renamed, or not emitted?)"
+  done
+  for name in $found; do
+    fma=0
+    [[ " $FMA_ENTRIES " == *" $name "* ]] && fma=1
+    check "${module}::$name" "${#module}${module}${#name}${name}" "$isa" "$fma"
+  done
+done
 echo "check-asm: baseline entry points (information only: SSE2 has no FMA, scalar calls libm)"
 check portable::entry::focal 'portable5entry5focal' info 0
 check portable::entry::unary 'portable5entry5unary' info 0
