@@ -47,6 +47,20 @@ fn first_lanes(n: usize) -> __m256i {
     }
 }
 
+/// Runs `$body` for `$k = 0..8` while `$k < $c`, unrolled (constant indices keep
+/// arrays of vectors in registers).
+macro_rules! unroll8 {
+    ($k:ident < $c:expr => $body:block) => {
+        unroll8!(@ $k, $c, $body, 0 1 2 3 4 5 6 7)
+    };
+    (@ $k:ident, $c:expr, $body:block, $($n:literal)*) => {
+        $({
+            let $k: usize = $n;
+            if $k < $c $body
+        })*
+    };
+}
+
 // SAFETY: every method uses AVX/AVX2/FMA intrinsics only, and values are only created
 // in entry points compiled with `avx2,fma` and entered after detection.
 unsafe impl SimdF32 for Avx2F32 {
@@ -220,6 +234,77 @@ unsafe impl SimdF32 for Avx2F32 {
         }
     }
     #[inline(always)]
+    unsafe fn load_rows(ptr: *const f32, c: usize, n: usize, out: &mut [Self; 8]) {
+        // c contiguous vectors (masked: n c values), then for each class one
+        // permute per source vector, blended by the lanes that come from it: c^2
+        // permutes, cheaper than gathers up to 4 classes.
+        if c > 4 {
+            unroll8!(j < c => {
+                // SAFETY: lane i < n reads ptr + i c + j, inside row i; offsets
+                // below 64.
+                out[j] = unsafe { Self::gather_partial(ptr.add(j), c, n, 0.0) };
+            });
+            return;
+        }
+        let c = c.min(4);
+        let total = n * c;
+        // SAFETY: see the impl.
+        let zero = unsafe { _mm256_setzero_ps() };
+        let mut src = [zero; 8];
+        unroll8!(k < c => {
+            let count = total.saturating_sub(8 * k).min(8);
+            // SAFETY: values 8 k .. 8 k + count are among the n c readable ones
+            // (maskload suppresses the others).
+            src[k] = unsafe { _mm256_maskload_ps(ptr.add(8 * k), first_lanes(count)) };
+        });
+        unroll8!(j < c => {
+            // SAFETY: see the impl; the tables are 8 i32.
+            out[j] = Avx2F32(unsafe {
+                let idx = _mm256_loadu_si256(ROWS8.load_idx[c][j].as_ptr().cast());
+                let from = _mm256_loadu_si256(ROWS8.load_src[c][j].as_ptr().cast());
+                let mut acc = _mm256_permutevar8x32_ps(src[0], idx);
+                unroll8!(k < c => {
+                    if k > 0 {
+                        let t = _mm256_permutevar8x32_ps(src[k], idx);
+                        let m = _mm256_cmpeq_epi32(from, _mm256_set1_epi32(k as i32));
+                        acc = _mm256_blendv_ps(acc, t, _mm256_castsi256_ps(m));
+                    }
+                });
+                acc
+            });
+        });
+    }
+    #[inline(always)]
+    unsafe fn store_rows(v: &[Self; 8], ptr: *mut f32, c: usize, n: usize) {
+        if c > 4 {
+            unroll8!(j < c => {
+                // SAFETY: lane i < n writes ptr + i c + j, inside row i.
+                unsafe { v[j].scatter_partial(ptr.add(j), c, n) };
+            });
+            return;
+        }
+        let c = c.min(4);
+        let total = n * c;
+        unroll8!(k < c => {
+            let count = total.saturating_sub(8 * k).min(8);
+            // SAFETY: see the impl; the tables are 8 i32; values 8 k .. 8 k + count
+            // are among the n c writable ones (maskstore writes only those).
+            unsafe {
+                let idx = _mm256_loadu_si256(ROWS8.store_idx[c][k].as_ptr().cast());
+                let class = _mm256_loadu_si256(ROWS8.store_class[c][k].as_ptr().cast());
+                let mut acc = _mm256_permutevar8x32_ps(v[0].0, idx);
+                unroll8!(j < c => {
+                    if j > 0 {
+                        let t = _mm256_permutevar8x32_ps(v[j].0, idx);
+                        let m = _mm256_cmpeq_epi32(class, _mm256_set1_epi32(j as i32));
+                        acc = _mm256_blendv_ps(acc, t, _mm256_castsi256_ps(m));
+                    }
+                });
+                _mm256_maskstore_ps(ptr.add(8 * k), first_lanes(count), acc);
+            }
+        });
+    }
+    #[inline(always)]
     fn reduce_max(self) -> f32 {
         // SAFETY: see the impl.
         unsafe {
@@ -244,6 +329,50 @@ unsafe impl SimdF32 for Avx2F32 {
             _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
         }
     }
+}
+
+/// Permutation tables of `load_rows` / `store_rows` for `c = 1..=8` classes
+/// (index `c`), 8 lanes. A group of 8 rows is `8 c` contiguous values, `c`
+/// vectors; value `e` of the group is row `e / c`, class `e % c`.
+struct RowTables8 {
+    /// Class `j`'s lane `i` is value `e = i c + j`: lane `e % 8` ...
+    load_idx: [[[i32; 8]; 8]; 9],
+    /// ... of vector `e / 8`.
+    load_src: [[[i32; 8]; 8]; 9],
+    /// Output vector `k`'s lane `l` is value `e = 8 k + l`: lane `e / c` ...
+    store_idx: [[[i32; 8]; 8]; 9],
+    /// ... of class `e % c`.
+    store_class: [[[i32; 8]; 8]; 9],
+}
+
+const ROWS8: RowTables8 = row_tables8();
+
+const fn row_tables8() -> RowTables8 {
+    let mut t = RowTables8 {
+        load_idx: [[[0; 8]; 8]; 9],
+        load_src: [[[0; 8]; 8]; 9],
+        store_idx: [[[0; 8]; 8]; 9],
+        store_class: [[[0; 8]; 8]; 9],
+    };
+    let mut c = 1;
+    while c <= 8 {
+        let mut j = 0;
+        while j < c {
+            let mut i = 0;
+            while i < 8 {
+                let e = i * c + j;
+                t.load_idx[c][j][i] = (e % 8) as i32;
+                t.load_src[c][j][i] = (e / 8) as i32;
+                let f = j * 8 + i;
+                t.store_idx[c][j][i] = (f / c) as i32;
+                t.store_class[c][j][i] = (f % c) as i32;
+                i += 1;
+            }
+            j += 1;
+        }
+        c += 1;
+    }
+    t
 }
 
 /// Element offsets `i * stride` of the 8 lanes, for gathers.

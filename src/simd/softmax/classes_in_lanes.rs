@@ -11,6 +11,9 @@ use super::{iota, row_terms, shifted, store_first, Call, Consts, LossSum, Mode, 
 use crate::simd::softmax::math::{exp_parts, exp_parts_wide, two_sum};
 use crate::simd::{SimdF32, MAX_LANES};
 
+/// Rows up to this many classes take the branch-free exp pass.
+const SHORT_ROW: usize = 256;
+
 /// Gradient values a batch may park before it is scaled (32 KB).
 const BATCH_VALUES: usize = 8192;
 
@@ -148,8 +151,14 @@ fn sum_row<V: SimdF32>(
     // Infinities, or a range of 2^16 or more (z - m may overflow, or its residual
     // be large), take the path with the special cases. (A NaN row may land anywhere:
     // it is NaN whatever the path.)
+    // Short rows use one data-independent path (the cheaper Fast2Sum orders would be
+    // a per-row branch, and mispredicting it costs more than they save); long rows
+    // take the cheapest exact order that holds for the whole row.
+    let short = c <= SHORT_ROW;
     let diff = if !m.is_finite() || any_below(m - 65536.0) {
         DIFF_WIDE
+    } else if short {
+        DIFF_TWO_SUM
     } else if m < 0.0 {
         DIFF_Z_FIRST
     } else if !any_below(-m) {
@@ -161,15 +170,27 @@ fn sum_row<V: SimdF32>(
     let dst = grad_row.map_or(core::ptr::null_mut(), |g| g.as_mut_ptr());
     // SAFETY: with STORE, dst is the row's gradient: C values, as long as row.
     let (s_hi, s_lo) = unsafe {
-        match (store, diff) {
-            (true, DIFF_MAX_FIRST) => exp_pass::<V, true, DIFF_MAX_FIRST>(row, dst, m, y),
-            (true, DIFF_Z_FIRST) => exp_pass::<V, true, DIFF_Z_FIRST>(row, dst, m, y),
-            (true, DIFF_TWO_SUM) => exp_pass::<V, true, DIFF_TWO_SUM>(row, dst, m, y),
-            (true, _) => exp_pass::<V, true, DIFF_WIDE>(row, dst, m, y),
-            (false, DIFF_MAX_FIRST) => exp_pass::<V, false, DIFF_MAX_FIRST>(row, dst, m, y),
-            (false, DIFF_Z_FIRST) => exp_pass::<V, false, DIFF_Z_FIRST>(row, dst, m, y),
-            (false, DIFF_TWO_SUM) => exp_pass::<V, false, DIFF_TWO_SUM>(row, dst, m, y),
-            (false, _) => exp_pass::<V, false, DIFF_WIDE>(row, dst, m, y),
+        match (store, short, diff) {
+            (true, true, DIFF_TWO_SUM) => exp_pass::<V, true, true, DIFF_TWO_SUM>(row, dst, m, y),
+            (true, true, _) => exp_pass::<V, true, true, DIFF_WIDE>(row, dst, m, y),
+            (true, false, DIFF_MAX_FIRST) => {
+                exp_pass::<V, true, false, DIFF_MAX_FIRST>(row, dst, m, y)
+            }
+            (true, false, DIFF_Z_FIRST) => exp_pass::<V, true, false, DIFF_Z_FIRST>(row, dst, m, y),
+            (true, false, DIFF_TWO_SUM) => exp_pass::<V, true, false, DIFF_TWO_SUM>(row, dst, m, y),
+            (true, false, _) => exp_pass::<V, true, false, DIFF_WIDE>(row, dst, m, y),
+            (false, true, DIFF_TWO_SUM) => exp_pass::<V, false, true, DIFF_TWO_SUM>(row, dst, m, y),
+            (false, true, _) => exp_pass::<V, false, true, DIFF_WIDE>(row, dst, m, y),
+            (false, false, DIFF_MAX_FIRST) => {
+                exp_pass::<V, false, false, DIFF_MAX_FIRST>(row, dst, m, y)
+            }
+            (false, false, DIFF_Z_FIRST) => {
+                exp_pass::<V, false, false, DIFF_Z_FIRST>(row, dst, m, y)
+            }
+            (false, false, DIFF_TWO_SUM) => {
+                exp_pass::<V, false, false, DIFF_TWO_SUM>(row, dst, m, y)
+            }
+            (false, false, _) => exp_pass::<V, false, false, DIFF_WIDE>(row, dst, m, y),
         }
     };
     let (d, dl) = shifted(row.get(y).copied().unwrap_or(0.0), m);
@@ -243,7 +264,7 @@ fn row_range<V: SimdF32>(row: &[f32]) -> (f32, V) {
 /// # Safety
 /// With `STORE`, `dst` must be valid for writing `row.len()` f32 (a gradient row).
 #[inline(always)]
-unsafe fn exp_pass<V: SimdF32, const STORE: bool, const DIFF: u8>(
+unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF: u8>(
     row: &[f32],
     dst: *mut f32,
     m: f32,
@@ -251,9 +272,16 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const DIFF: u8>(
 ) -> (f32, f32) {
     let len = row.len();
     let ms = V::splat(m);
-    // The label's lane is left out of the sum: y's vector and lane.
-    let y_at = y - y % V::LANES;
-    let y_lane = iota::<V>().eq(V::splat((y - y_at) as f32));
+    // The label's lane is left out of the sum. Long rows: by a branch on y's vector
+    // and lane (one misprediction per row, cheap next to the row). Short rows: every
+    // vector compares its class indices (`iota + j - y`, exact in f32) with 0.
+    let y_at = if SHORT { usize::MAX } else { y - y % V::LANES };
+    let y_lane = if SHORT {
+        V::splat(0.0).lt(V::splat(0.0))
+    } else {
+        iota::<V>().eq(V::splat((y - y_at) as f32))
+    };
+    let mut pos = iota::<V>() - V::splat(y as f32);
     let mut acc = [(V::splat(1.0), V::splat(0.0)); 2];
     let mut j = 0;
     while j + 2 * V::LANES <= len {
@@ -261,7 +289,17 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const DIFF: u8>(
             let at = j + a * V::LANES;
             // SAFETY: LANES values from `at` are in bounds (and of dst when STORE).
             unsafe {
-                exp_step::<V, STORE, DIFF, true>(row, dst, ms, at, V::LANES, y_at, y_lane, pair)
+                exp_step::<V, STORE, DIFF, true>(
+                    row,
+                    dst,
+                    ms,
+                    at,
+                    V::LANES,
+                    y_at,
+                    y_lane,
+                    pair,
+                    &mut pos,
+                )
             };
         }
         j += 2 * V::LANES;
@@ -271,9 +309,29 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const DIFF: u8>(
         // SAFETY: rest values from j are in bounds (and of dst when STORE).
         unsafe {
             if rest == V::LANES {
-                exp_step::<V, STORE, DIFF, true>(row, dst, ms, j, rest, y_at, y_lane, &mut acc[0]);
+                exp_step::<V, STORE, DIFF, true>(
+                    row,
+                    dst,
+                    ms,
+                    j,
+                    rest,
+                    y_at,
+                    y_lane,
+                    &mut acc[0],
+                    &mut pos,
+                );
             } else {
-                exp_step::<V, STORE, DIFF, false>(row, dst, ms, j, rest, y_at, y_lane, &mut acc[1]);
+                exp_step::<V, STORE, DIFF, false>(
+                    row,
+                    dst,
+                    ms,
+                    j,
+                    rest,
+                    y_at,
+                    y_lane,
+                    &mut acc[1],
+                    &mut pos,
+                );
             }
         }
         j += rest;
@@ -288,7 +346,8 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const DIFF: u8>(
 
 /// One vector of [`exp_pass`]: `e^(z - m)` of the LANES logits from `j` (the first
 /// `rest` when not `FULL`), stored when `STORE`, added to the accumulator pair
-/// `acc` (without the label's lane when `j == y_at`).
+/// `acc` (without the label's lane: where `pos`, the class indices minus `y`, is 0
+/// when `y_at == usize::MAX`, else lane `y_lane` when `j == y_at`).
 ///
 /// # Safety
 /// `rest` (LANES when `FULL`) values from `j` are in bounds of `row`, and `dst` is
@@ -304,6 +363,7 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
     y_at: usize,
     y_lane: V::Mask,
     acc: &mut (V, V),
+    pos: &mut V,
 ) {
     let zero = V::splat(0.0);
     // SAFETY: the caller's guarantee.
@@ -352,7 +412,12 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
             }
         }
     }
-    if j == y_at {
+    if y_at == usize::MAX {
+        let is_y = pos.eq(zero);
+        e = V::select(is_y, zero, e);
+        el = V::select(is_y, zero, el);
+        *pos = *pos + V::splat(V::LANES as f32);
+    } else if j == y_at {
         e = V::select(y_lane, zero, e);
         el = V::select(y_lane, zero, el);
     }
