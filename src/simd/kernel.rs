@@ -54,6 +54,8 @@ pub(crate) enum Mode {
 }
 
 struct Splats<V> {
+    /// Whether alpha_t is 0 for some target (then 0 * inf must give 0).
+    zero_alpha: bool,
     one: V,
     zero: V,
     gamma: V,
@@ -69,6 +71,7 @@ impl<V: SimdF32> Splats<V> {
     #[inline(always)]
     fn new(c: &Coeffs) -> Self {
         Splats {
+            zero_alpha: c.a_pos == 0.0 || c.a_neg == 0.0,
             one: V::splat(1.0),
             zero: V::splat(0.0),
             gamma: V::splat(c.gamma),
@@ -184,6 +187,25 @@ fn pow_soft<V: SimdF32, const G: u32>(q: V, q_lo: V, sp: &Splats<V>) -> (V, V) {
     (V::select(q.eq(sp.zero), sp.zero, r), shift)
 }
 
+/// `q^g * b` as `e^(g ln q + ln b)` with both logarithms and the product in hi + lo
+/// (`q + q_lo`, `b + b_lo` positive), for the rare lanes where `q^g` underflows
+/// before meeting a huge `b`.
+#[inline(always)]
+fn exp_product_of_powers<V: SimdF32>(q: V, q_lo: V, b: V, b_lo: V, g: V) -> V {
+    let zero = V::splat(0.0);
+    let (qh, ql) = ln_hilo(q);
+    let ql = V::select(zero.lt(q), ql + q_lo / q, ql);
+    let (bh, bl) = ln_hilo(b);
+    let bl = V::select(zero.lt(b), bl + b_lo / b, bl);
+    let a = g * qh;
+    let a_lo = two_prod_err(g, qh, a);
+    // The lo parts of ln_hilo are not small (they hold log1p's tail): add them into
+    // the hi sum too, so that e^hi (1 + lo) only sees rounding-sized lo.
+    let (s, s_err) = two_sum(a, bh);
+    let (s, s_err2) = two_sum(s, g.mul_add(ql, bl));
+    exp_hilo(s, (a_lo + s_err) + s_err2)
+}
+
 /// Loss and gradient (`d loss / d x`, times the reduction's scale) of one vector.
 #[inline(always)]
 fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: V, t: V) -> (V, V) {
@@ -207,7 +229,12 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
     } else {
         pow_int::<V, G>(q, sp.one)
     };
-    let mut loss = qg * bce * V::select(pos, sp.a_pos, sp.a_neg);
+    let a_t = V::select(pos, sp.a_pos, sp.a_neg);
+    let mut loss = qg * bce * a_t;
+    if sp.zero_alpha {
+        // alpha_t = 0 weighs the element out: 0, also where BCE is infinite.
+        loss = V::select(a_t.eq(sp.zero), sp.zero, loss);
+    }
     // dFL/dx = -s alpha_t q^g (g (1-q) L + q): no q^(g-1), finite for every gamma.
     // L is only infinite for x = +-inf, where 1 - q = 0 and the limit of the product
     // is 0: clamp it so that 0 * inf does not make a NaN.
@@ -280,6 +307,17 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         // that a tiny q^g times a huge BCE is not flushed; one rounding at the end.
         let fl = qg.mul_add(bce, qg * bce_lo).ldexp(-shift);
         let qg = qg.ldexp(-shift);
+        // Where q^g itself underflows (tiny t at a huge |x|) while BCE is huge, form
+        // the product in the log domain: e^(g ln q + ln BCE), both logs in hi + lo.
+        let tiny = V::and(qg.lt(V::splat(1.0e-30)), sp.one.lt(bce));
+        let fl = if V::bitmask(tiny) != 0 {
+            let fl_log = exp_product_of_powers(q, q_lo, bce, bce_lo, sp.gamma);
+            V::select(tiny, fl_log, fl)
+        } else {
+            fl
+        };
+        // An infinite BCE (infinite x) makes the loss infinite: q > 0 for soft t.
+        let fl = V::select(bce.eq(V::splat(f32::INFINITY)), bce, fl);
         // d(q^g BCE)/dx = q^g (g BCE (dq/dx)/q + (p - t)): no negative power of q.
         let graw = if G == 0 {
             pmt
@@ -297,6 +335,11 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         let ga_t = ga_pos.mul_add(t, sp.ga_neg.mul_add(omt, sp.ga_neg * omt_lo));
         let ga_t = V::select(uniform, sp.ga_neg, ga_t);
         let soft_loss = fl * a_t;
+        let soft_loss = if sp.zero_alpha {
+            V::select(a_t.eq(sp.zero), sp.zero, soft_loss)
+        } else {
+            soft_loss
+        };
         let soft_grad = graw * ga_t;
         let hard = V::or(t.eq(sp.one), t.eq(sp.zero));
         loss = V::select(hard, loss, soft_loss);

@@ -157,8 +157,8 @@ pub(crate) fn log1p_unit_parts<V: SimdF32>(a: V) -> (V, V) {
     (hi, err + (kl + log1p_small_tail(f)))
 }
 
-/// `ln(q)` for `q` in `(0, 1]` as an unevaluated sum `hi + lo` (|lo| a few ulp of
-/// hi), so that `gamma * ln(q)` can be formed without losing the tail bits.
+/// `ln(q)` for positive finite `q` (used on `(0, 1]`, and for BCE) as `hi + lo`, not
+/// normalized (lo holds log1p's tail, up to 0.1), so that `gamma * ln(q)` can be formed without losing the tail bits.
 /// Subnormal `q` is scaled by 2^24 first.
 #[inline(always)]
 pub(crate) fn ln_hilo<V: SimdF32>(q: V) -> (V, V) {
