@@ -39,7 +39,8 @@ pub enum Reduction {
     /// ignored or the slice is empty (never `0/0`).
     Mean,
     /// Sum divided by a caller-given normaliser (mmdet's `avg_factor`, Detectron's
-    /// number of positives). It must be finite and `> 0`.
+    /// number of positives). It must be finite and a normal positive `f32`
+    /// (`>= f32::MIN_POSITIVE`); the error bounds assume it is `>= 1`.
     DivideBy(f32),
 }
 
@@ -67,7 +68,8 @@ pub enum Error {
     InvalidGamma(f32),
     /// An alpha value outside `[0, 1]` or NaN.
     InvalidAlpha(f32),
-    /// A `Reduction::DivideBy` normaliser that is not finite and `> 0`.
+    /// A `Reduction::DivideBy` normaliser that is not finite, or below
+    /// `f32::MIN_POSITIVE` (zero, negative, subnormal), or NaN.
     InvalidNormalizer(f32),
     /// The requested backend is not supported by this CPU or build.
     BackendUnavailable(Backend),
@@ -120,7 +122,7 @@ impl fmt::Display for Error {
             Error::InvalidGamma(g) => write!(f, "invalid gamma {g}: must be finite and >= 0"),
             Error::InvalidAlpha(a) => write!(f, "invalid alpha {a}: must be in [0, 1]"),
             Error::InvalidNormalizer(n) => {
-                write!(f, "invalid normaliser {n}: must be finite and > 0")
+                write!(f, "invalid normaliser {n}: must be finite and >= f32::MIN_POSITIVE")
             }
             Error::BackendUnavailable(b) => {
                 write!(f, "backend {b:?} is not available on this CPU or build")
@@ -237,7 +239,9 @@ pub(crate) fn reduction_scale(reduction: Reduction, active: usize) -> Result<Opt
         Reduction::Mean if active == 0 => Ok(None),
         Reduction::Mean => Ok(Some(1.0 / active as f64)),
         Reduction::DivideBy(n) => {
-            if n > 0.0 && n.is_finite() {
+            // A subnormal normaliser is rejected: alpha / n would overflow f32, and
+            // gradients that underflowed to 0 would meet an infinite scale (0 * inf).
+            if n >= f32::MIN_POSITIVE && n.is_finite() {
                 Ok(Some(1.0 / f64::from(n)))
             } else {
                 Err(Error::InvalidNormalizer(n))

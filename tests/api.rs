@@ -260,6 +260,9 @@ fn invalid_normalizer() {
             f32::NAN,
             f32::INFINITY,
             f32::NEG_INFINITY,
+            // Subnormal: 1/n would overflow f32 (a fuzzer finding).
+            f32::from_bits(0x12),
+            f32::MIN_POSITIVE / 2.0,
         ] {
             // Non-empty, empty and all-ignored inputs: the normaliser is checked in
             // every case (there is no early return that skips it).

@@ -680,9 +680,9 @@ fn sigmoid_zero_alpha_at_infinite_logit_is_nan() {
 /// `alpha * (1/n)` rounds to inf in f32 and meets a gradient that underflowed to 0
 /// (`inf * 0`), e.g. x = -119.6, t = 0, where the exact fused gradient is a normal
 /// f32; and +inf where the exact gradient is a finite 1.4e38. (The documented bound
-/// only covers n >= 1; NaN for finite input is never allowed.)
+/// only covers n >= 1; NaN for finite input is never allowed.) Fixed by rejecting
+/// subnormal normalisers: `Error::InvalidNormalizer`.
 #[test]
-#[ignore = "bug: fused gradient NaN for DivideBy(n) with 1/n > f32::MAX"]
 fn sigmoid_divide_by_subnormal_gives_nan_gradient() {
     let case = SigmoidCase {
         gamma: f(0x40000000), /* 2e0 */

@@ -129,7 +129,9 @@ pub fn reduction_scale(red: Reduction, active: usize) -> Result<Option<f64>, ()>
         Reduction::Sum => Ok(Some(1.0)),
         Reduction::Mean if active == 0 => Ok(None),
         Reduction::Mean => Ok(Some(1.0 / active as f64)),
-        Reduction::DivideBy(n) if n > 0.0 && n.is_finite() => Ok(Some(1.0 / f64::from(n))),
+        Reduction::DivideBy(n) if n >= f32::MIN_POSITIVE && n.is_finite() => {
+            Ok(Some(1.0 / f64::from(n)))
+        }
         Reduction::DivideBy(_) => Err(()),
     }
 }
