@@ -15,9 +15,9 @@ pub enum Backend {
     /// One element at a time with libm: the reference every other backend is tested
     /// against. Available everywhere.
     Scalar,
-    /// `wide::f32x8`, chosen at compile time: SSE2 on x86_64, NEON on aarch64,
-    /// simd128 on wasm32 (with `-C target-feature=+simd128`), plain arrays elsewhere.
-    /// Available everywhere.
+    /// `wide::f32x8`, chosen at compile time: SSE2 on x86, NEON on aarch64, simd128
+    /// on wasm32 (with `-C target-feature=+simd128`); elsewhere (no SIMD in `wide`)
+    /// the scalar kernels. Available everywhere.
     Portable,
     /// x86_64 AVX2 + FMA, 8 lanes; needs runtime support.
     Avx2,
@@ -57,7 +57,9 @@ impl Backend {
     pub fn lanes(self) -> usize {
         match self {
             Backend::Scalar => 1,
-            Backend::Portable | Backend::Avx2 => 8,
+            Backend::Portable if cfg!(wide_simd) => 8,
+            Backend::Portable => 1,
+            Backend::Avx2 => 8,
             Backend::Avx512 => 16,
         }
     }

@@ -128,6 +128,13 @@ unsafe impl SimdF32 for f32x8 {
 }
 
 /// Entry points of the portable backend.
+#[cfg(wide_simd)]
 pub(crate) mod entry {
     crate::arch::entry_points!(wide::f32x8);
 }
+
+/// Where `wide` has no SIMD instructions (`f32x8` would be a plain array: on a
+/// Cortex-M4F the monomorphized kernels came to 1.9 MB of `.text` for nothing), the
+/// portable backend runs the scalar kernels.
+#[cfg(not(wide_simd))]
+pub(crate) use crate::scalar::entry;

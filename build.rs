@@ -1,0 +1,19 @@
+//! Sets `cfg(wide_simd)` where the `wide` crate compiles `f32x8` to SIMD
+//! instructions (SSE2 on x86, NEON on aarch64, simd128 on wasm32); elsewhere the
+//! portable backend reuses the scalar kernels (see `src/arch/portable.rs`).
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(wide_simd)");
+    println!("cargo::rerun-if-changed=build.rs");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    let has = |f: &str| features.split(',').any(|x| x == f);
+    let simd = match arch.as_str() {
+        "x86" | "x86_64" => has("sse2"),
+        "aarch64" => has("neon"),
+        "wasm32" => has("simd128"),
+        _ => false,
+    };
+    if simd {
+        println!("cargo::rustc-cfg=wide_simd");
+    }
+}
