@@ -247,6 +247,8 @@ unsafe impl SimdF32 for Avx2F32 {
             return;
         }
         let c = c.min(4);
+        // Table index c - 1, masked so the compiler sees it in bounds.
+        let tab = c.wrapping_sub(1) & 7;
         let total = n * c;
         // SAFETY: see the impl.
         let zero = unsafe { _mm256_setzero_ps() };
@@ -260,8 +262,8 @@ unsafe impl SimdF32 for Avx2F32 {
         unroll8!(j < c => {
             // SAFETY: see the impl; the tables are 8 i32.
             out[j] = Avx2F32(unsafe {
-                let idx = _mm256_loadu_si256(ROWS8.load_idx[c][j].as_ptr().cast());
-                let from = _mm256_loadu_si256(ROWS8.load_src[c][j].as_ptr().cast());
+                let idx = _mm256_loadu_si256(ROWS8.load_idx[tab][j].as_ptr().cast());
+                let from = _mm256_loadu_si256(ROWS8.load_src[tab][j].as_ptr().cast());
                 let mut acc = _mm256_permutevar8x32_ps(src[0], idx);
                 unroll8!(k < c => {
                     if k > 0 {
@@ -284,14 +286,16 @@ unsafe impl SimdF32 for Avx2F32 {
             return;
         }
         let c = c.min(4);
+        // Table index c - 1, masked so the compiler sees it in bounds.
+        let tab = c.wrapping_sub(1) & 7;
         let total = n * c;
         unroll8!(k < c => {
             let count = total.saturating_sub(8 * k).min(8);
             // SAFETY: see the impl; the tables are 8 i32; values 8 k .. 8 k + count
             // are among the n c writable ones (maskstore writes only those).
             unsafe {
-                let idx = _mm256_loadu_si256(ROWS8.store_idx[c][k].as_ptr().cast());
-                let class = _mm256_loadu_si256(ROWS8.store_class[c][k].as_ptr().cast());
+                let idx = _mm256_loadu_si256(ROWS8.store_idx[tab][k].as_ptr().cast());
+                let class = _mm256_loadu_si256(ROWS8.store_class[tab][k].as_ptr().cast());
                 let mut acc = _mm256_permutevar8x32_ps(v[0].0, idx);
                 unroll8!(j < c => {
                     if j > 0 {
@@ -332,27 +336,27 @@ unsafe impl SimdF32 for Avx2F32 {
 }
 
 /// Permutation tables of `load_rows` / `store_rows` for `c = 1..=8` classes
-/// (index `c`), 8 lanes. A group of 8 rows is `8 c` contiguous values, `c`
+/// (index `c - 1`), 8 lanes. A group of 8 rows is `8 c` contiguous values, `c`
 /// vectors; value `e` of the group is row `e / c`, class `e % c`.
 struct RowTables8 {
     /// Class `j`'s lane `i` is value `e = i c + j`: lane `e % 8` ...
-    load_idx: [[[i32; 8]; 8]; 9],
+    load_idx: [[[i32; 8]; 8]; 8],
     /// ... of vector `e / 8`.
-    load_src: [[[i32; 8]; 8]; 9],
+    load_src: [[[i32; 8]; 8]; 8],
     /// Output vector `k`'s lane `l` is value `e = 8 k + l`: lane `e / c` ...
-    store_idx: [[[i32; 8]; 8]; 9],
+    store_idx: [[[i32; 8]; 8]; 8],
     /// ... of class `e % c`.
-    store_class: [[[i32; 8]; 8]; 9],
+    store_class: [[[i32; 8]; 8]; 8],
 }
 
 const ROWS8: RowTables8 = row_tables8();
 
 const fn row_tables8() -> RowTables8 {
     let mut t = RowTables8 {
-        load_idx: [[[0; 8]; 8]; 9],
-        load_src: [[[0; 8]; 8]; 9],
-        store_idx: [[[0; 8]; 8]; 9],
-        store_class: [[[0; 8]; 8]; 9],
+        load_idx: [[[0; 8]; 8]; 8],
+        load_src: [[[0; 8]; 8]; 8],
+        store_idx: [[[0; 8]; 8]; 8],
+        store_class: [[[0; 8]; 8]; 8],
     };
     let mut c = 1;
     while c <= 8 {
@@ -361,11 +365,11 @@ const fn row_tables8() -> RowTables8 {
             let mut i = 0;
             while i < 8 {
                 let e = i * c + j;
-                t.load_idx[c][j][i] = (e % 8) as i32;
-                t.load_src[c][j][i] = (e / 8) as i32;
+                t.load_idx[c - 1][j][i] = (e % 8) as i32;
+                t.load_src[c - 1][j][i] = (e / 8) as i32;
                 let f = j * 8 + i;
-                t.store_idx[c][j][i] = (f / c) as i32;
-                t.store_class[c][j][i] = (f % c) as i32;
+                t.store_idx[c - 1][j][i] = (f / c) as i32;
+                t.store_class[c - 1][j][i] = (f % c) as i32;
                 i += 1;
             }
             j += 1;

@@ -252,6 +252,8 @@ unsafe impl SimdF32 for Avx512F32 {
         // c contiguous vectors (masked: n c values), then for each class two-source
         // permutes from the vector pairs holding its lanes.
         let c = c.min(8);
+        // Table index c - 1, masked so the compiler sees it in bounds.
+        let tab = c.wrapping_sub(1) & 7;
         let total = n * c;
         // SAFETY: see the impl.
         let zero = unsafe { _mm512_setzero_ps() };
@@ -264,9 +266,9 @@ unsafe impl SimdF32 for Avx512F32 {
         unroll8!(j < c => {
             // SAFETY: see the impl; the table is 16 i32.
             out[j] = Avx512F32(unsafe {
-                let idx = _mm512_loadu_si512(ROWS.load_idx[c][j].as_ptr().cast());
+                let idx = _mm512_loadu_si512(ROWS.load_idx[tab][j].as_ptr().cast());
                 let mut acc = _mm512_permutex2var_ps(src[0], idx, src[1]);
-                let masks = ROWS.load_mask[c][j];
+                let masks = ROWS.load_mask[tab][j];
                 if c > 2 {
                     let t = _mm512_permutex2var_ps(src[2], idx, src[3]);
                     acc = _mm512_mask_mov_ps(acc, masks[1], t);
@@ -286,15 +288,17 @@ unsafe impl SimdF32 for Avx512F32 {
     #[inline(always)]
     unsafe fn store_rows(v: &[Self; 8], ptr: *mut f32, c: usize, n: usize) {
         let c = c.min(8);
+        // Table index c - 1, masked so the compiler sees it in bounds.
+        let tab = c.wrapping_sub(1) & 7;
         let total = n * c;
         unroll8!(k < c => {
             let count = total.saturating_sub(16 * k).min(16);
             // SAFETY: see the impl; the table is 16 i32; values 16 k .. 16 k + count
             // are among the n c writable ones.
             unsafe {
-                let idx = _mm512_loadu_si512(ROWS.store_idx[c][k].as_ptr().cast());
+                let idx = _mm512_loadu_si512(ROWS.store_idx[tab][k].as_ptr().cast());
                 let mut acc = _mm512_permutex2var_ps(v[0].0, idx, v[1].0);
-                let masks = ROWS.store_mask[c][k];
+                let masks = ROWS.store_mask[tab][k];
                 if c > 2 {
                     let t = _mm512_permutex2var_ps(v[2].0, idx, v[3].0);
                     acc = _mm512_mask_mov_ps(acc, masks[1], t);
@@ -326,29 +330,29 @@ unsafe impl SimdF32 for Avx512F32 {
 }
 
 /// Permutation tables of `load_rows` / `store_rows` for `c = 1..=8` classes
-/// (index `c`), 16 lanes. A group of 16 rows is `16 c` contiguous values, `c`
+/// (index `c - 1`), 16 lanes. A group of 16 rows is `16 c` contiguous values, `c`
 /// vectors; value `e` of the group is row `e / c`, class `e % c`.
 struct RowTables {
     /// Class `j`'s lane `i` is value `e = i c + j`: lane `e % 32` of the vector pair
     /// `e / 32` (two-source permute index).
-    load_idx: [[[i32; 16]; 8]; 9],
+    load_idx: [[[i32; 16]; 8]; 8],
     /// Lanes of class `j` taken from vector pair `p`.
-    load_mask: [[[u16; 4]; 8]; 9],
+    load_mask: [[[u16; 4]; 8]; 8],
     /// Output vector `k`'s lane `l` is value `e = 16 k + l`: lane `e / c` of class
     /// `e % c`, in the class pair `(e % c) / 2` (two-source permute index).
-    store_idx: [[[i32; 16]; 8]; 9],
+    store_idx: [[[i32; 16]; 8]; 8],
     /// Lanes of output vector `k` taken from class pair `p`.
-    store_mask: [[[u16; 4]; 8]; 9],
+    store_mask: [[[u16; 4]; 8]; 8],
 }
 
 const ROWS: RowTables = row_tables();
 
 const fn row_tables() -> RowTables {
     let mut t = RowTables {
-        load_idx: [[[0; 16]; 8]; 9],
-        load_mask: [[[0; 4]; 8]; 9],
-        store_idx: [[[0; 16]; 8]; 9],
-        store_mask: [[[0; 4]; 8]; 9],
+        load_idx: [[[0; 16]; 8]; 8],
+        load_mask: [[[0; 4]; 8]; 8],
+        store_idx: [[[0; 16]; 8]; 8],
+        store_mask: [[[0; 4]; 8]; 8],
     };
     let mut c = 1;
     while c <= 8 {
@@ -357,11 +361,11 @@ const fn row_tables() -> RowTables {
             let mut i = 0;
             while i < 16 {
                 let e = i * c + j;
-                t.load_idx[c][j][i] = (e % 32) as i32;
-                t.load_mask[c][j][e / 32] |= 1 << i;
+                t.load_idx[c - 1][j][i] = (e % 32) as i32;
+                t.load_mask[c - 1][j][e / 32] |= 1 << i;
                 let f = j * 16 + i;
-                t.store_idx[c][j][i] = (f / c + 16 * ((f % c) % 2)) as i32;
-                t.store_mask[c][j][(f % c) / 2] |= 1 << i;
+                t.store_idx[c - 1][j][i] = (f / c + 16 * ((f % c) % 2)) as i32;
+                t.store_mask[c - 1][j][(f % c) / 2] |= 1 << i;
                 i += 1;
             }
             j += 1;

@@ -95,18 +95,19 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
                 sum.add(t.loss);
                 let coef = t.coef.to_array();
                 let grad_y = t.grad_y.to_array();
-                for i in 0..n {
-                    if b.active[i] == 0.0 {
+                let lanes = b.active.iter().zip(coef.iter().zip(&grad_y)).take(n);
+                for (i, (&active, (&cf, &gy))) in lanes.enumerate() {
+                    if active == 0.0 {
                         continue;
                     }
                     let r = r0 + i;
                     let Some(g) = out.get_mut(r * c..(r + 1) * c) else {
                         continue;
                     };
-                    scale_pass::<V>(g, coef[i]);
+                    scale_pass::<V>(g, cf);
                     let y = call.labels.get(r).map_or(0, |&l| l as usize);
-                    if let Some(gy) = g.get_mut(y) {
-                        *gy = grad_y[i];
+                    if let Some(slot) = g.get_mut(y) {
+                        *slot = gy;
                     }
                 }
             }
