@@ -66,7 +66,7 @@ report() {
 
 # stat NAME LOG: the value of libFuzzer's final `stat::NAME`.
 stat() {
-  grep -m1 "^stat::$1:" "$2" | awk '{print $2}'
+  { grep -m1 "^stat::$1:" "$2" || true; } | awk '{print $2}'
 }
 
 for t in "${TARGETS[@]}"; do
@@ -93,7 +93,7 @@ for t in "${TARGETS[@]}"; do
   set -e
   execs=$(stat number_of_executed_units "$log")
   rate=$(stat average_exec_per_sec "$log")
-  cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')
+  cov=$({ grep -Eo 'cov: [0-9]+' "$log" || true; } | tail -1 | awk '{print $2}')
   if [ "$rc" -ne 0 ]; then
     report "$t" "$before" || echo "=== $t: the run failed (exit $rc) without an artifact"
     FAILED+=("$t")

@@ -857,3 +857,23 @@ fn softmax_huge_gamma_negative_loss() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by sigmoid_differential replaying its grown corpus right after commit
+/// 1e07a09 ("alpha_t = 0 gives 0 loss also at infinite logits"), on every backend.
+/// Regression: with `alpha_t = 0` (here `Uniform(0)`) a NaN logit now gives loss 0
+/// (and a reduced loss of 0) while its gradient stays NaN; DESIGN §3: NaN input gives
+/// NaN output for that element (and a NaN reduced loss).
+#[test]
+#[ignore = "bug: sigmoid loss 0 (not NaN) for a NaN logit when alpha_t = 0"]
+fn sigmoid_zero_alpha_hides_a_nan_logit() {
+    let case = SigmoidCase {
+        gamma: f(0x40400000), /* 3e0 */
+        alpha: Alpha::Uniform(f(0x00000000)),
+        soft: SoftTargets::Torchvision,
+        reduction: Reduction::Sum,
+        offsets: [0, 0, 0],
+        logits: fs(&[0x3f000000, 0xffffffce]), /* [0.5, NaN] */
+        targets: fs(&[0x00000000, 0x00000000]),
+    };
+    must_pass(&case, case.check());
+}
