@@ -3,6 +3,7 @@
 //! portable backend reuses the scalar kernels (see `src/arch/portable.rs`).
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(wide_simd)");
+    println!("cargo::rustc-check-cfg=cfg(compact)");
     println!("cargo::rerun-if-changed=build.rs");
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
@@ -15,5 +16,9 @@ fn main() {
     };
     if simd {
         println!("cargo::rustc-cfg=wide_simd");
+    } else {
+        // No SIMD: a microcontroller or an unusual target. Favour code size: one
+        // general-gamma kernel per target kind, f32 math in the scalar backend.
+        println!("cargo::rustc-cfg=compact");
     }
 }

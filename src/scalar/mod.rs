@@ -12,7 +12,9 @@ pub(crate) const ROUND_SHIFTER: f32 = 12_582_912.0;
 unsafe impl SimdF32 for f32 {
     type Mask = bool;
     const LANES: usize = 1;
-    const FUSED_MUL_ADD: bool = true;
+    // libm's fmaf is exact but goes through f64; compact builds (single-precision
+    // FPUs, where f64 is software) multiply and add and use Dekker's products.
+    const FUSED_MUL_ADD: bool = !cfg!(compact);
 
     #[inline(always)]
     fn splat(v: f32) -> Self {
@@ -37,7 +39,11 @@ unsafe impl SimdF32 for f32 {
     unsafe fn store_partial(self, _ptr: *mut f32, _n: usize) {}
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
-        libm::fmaf(self, b, c)
+        if cfg!(compact) {
+            self * b + c
+        } else {
+            libm::fmaf(self, b, c)
+        }
     }
     #[inline(always)]
     fn abs(self) -> Self {
@@ -113,6 +119,9 @@ unsafe impl SimdF32 for f32 {
     fn exp(self) -> Self {
         libm::expf(self)
     }
+    // With an f64 FPU, libm's f64 functions give the rounded result and its error;
+    // compact builds (single-precision FPUs) use the f32 vector math instead.
+    #[cfg(not(compact))]
     #[inline(always)]
     fn exp_nonpositive_parts(self) -> (Self, Self) {
         // libm's f64 exp gives the f32 result and its rounding error.
@@ -120,6 +129,7 @@ unsafe impl SimdF32 for f32 {
         let hi = e as f32;
         (hi, (e - f64::from(hi)) as f32)
     }
+    #[cfg(not(compact))]
     #[inline(always)]
     fn log1p_unit_parts(self) -> (Self, Self) {
         // libm's f64 log1p gives the f32 result and its rounding error.

@@ -56,6 +56,8 @@ pub(crate) enum Mode {
 struct Splats<V> {
     /// Whether alpha_t is 0 for some target (then 0 * inf must give 0).
     zero_alpha: bool,
+    /// Whether gamma is an integer (n <= 8, frac = 0): no exp in the general kernel.
+    integer: bool,
     one: V,
     zero: V,
     gamma: V,
@@ -72,6 +74,7 @@ impl<V: SimdF32> Splats<V> {
     fn new(c: &Coeffs) -> Self {
         Splats {
             zero_alpha: c.a_pos == 0.0 || c.a_neg == 0.0,
+            integer: c.frac == 0.0,
             one: V::splat(1.0),
             zero: V::splat(0.0),
             gamma: V::splat(c.gamma),
@@ -225,7 +228,12 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         // z = +inf (a certain, correct prediction) must give frac * z = inf, not
         // the NaN of 0 * inf when frac = 0: clamp to the largest finite value.
         let zpos = V::splat(f32::MAX).min(pos_part(z));
-        powi(q, n, sp.one) * exp_neg_frac_softplus(sp.frac, zpos, l)
+        if sp.integer {
+            // Integer gamma on the general kernel: multiplication only.
+            powi(q, n, sp.one)
+        } else {
+            powi(q, n, sp.one) * exp_neg_frac_softplus(sp.frac, zpos, l)
+        }
     } else {
         pow_int::<V, G>(q, sp.one)
     };
@@ -460,6 +468,16 @@ pub(crate) fn focal_dispatch<V: SimdF32>(
     t: &[f32],
     out: &mut [f32],
 ) -> f64 {
+    // Compact builds (targets without SIMD in `wide`: microcontrollers) keep one
+    // kernel per target kind: integer gamma runs the general kernel's
+    // multiplication branch. Elsewhere each integer kind gets its own kernel.
+    #[cfg(compact)]
+    macro_rules! by_gamma {
+        ($soft:expr) => {
+            focal::<V, GENERAL, { $soft }>(mode, c, x, t, out)
+        };
+    }
+    #[cfg(not(compact))]
     macro_rules! by_gamma {
         ($soft:expr) => {
             match gamma_kind(c) {
@@ -480,6 +498,7 @@ pub(crate) fn focal_dispatch<V: SimdF32>(
 }
 
 /// 0..=4 for integer gamma up to 4, `GENERAL` otherwise.
+#[cfg(not(compact))]
 pub(crate) fn gamma_kind(c: &Coeffs) -> u32 {
     if c.frac == 0.0 && c.n <= 4 && c.gamma == c.n as f32 {
         c.n
