@@ -51,6 +51,9 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
     let fused = call.mode == Mode::Fused;
     let per_batch = (BATCH_VALUES / c).clamp(1, V::LANES);
     let mut sum = LossSum::<V>::new();
+    // The range (max, lane-wise minima) of the next row, found during the exp pass
+    // of the current one.
+    let mut pre: Option<(f32, V)> = None;
     let mut r0 = 0;
     while r0 < rows {
         let n = (rows - r0).min(per_batch);
@@ -63,12 +66,13 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
             active: [0.0; MAX_LANES],
         };
         for i in 0..n {
-            sum_row::<V>(
+            pre = sum_row::<V>(
                 call,
                 r0 + i,
                 i,
                 &mut b,
                 if fused { Some(&mut *out) } else { None },
+                pre,
             );
         }
         // SAFETY: each array holds MAX_LANES >= LANES values.
@@ -122,6 +126,10 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
 
 /// The max and exp passes of row `r` into lane `i` of the batch; with a gradient
 /// (`grad`), parks `e_j` in the row's gradient (or zeroes it for an ignored row).
+/// `range`: row `r`'s range if the previous row found it; returns row `r + 1`'s,
+/// found during this row's exp pass (software pipelining: the max pass of the
+/// next row rides on this row's loads, and this row's exp pass does not wait for
+/// a reduction).
 #[inline(always)]
 fn sum_row<V: SimdF32>(
     call: &Call<'_>,
@@ -129,12 +137,15 @@ fn sum_row<V: SimdF32>(
     i: usize,
     b: &mut Batch,
     grad: Option<&mut [f32]>,
-) {
+    range: Option<(f32, V)>,
+) -> Option<(f32, V)> {
     let c = call.classes;
     let (Some(row), Some(&label)) = (call.logits.get(r * c..(r + 1) * c), call.labels.get(r))
     else {
-        return;
+        return None;
     };
+    // The next row, or this one again at the end (its range is then unused).
+    let next = call.logits.get((r + 1) * c..(r + 2) * c).unwrap_or(row);
     let grad_row = grad.and_then(|g| g.get_mut(r * c..(r + 1) * c));
     let y = match usize::try_from(label) {
         Ok(y) if y < c => y,
@@ -143,10 +154,10 @@ fn sum_row<V: SimdF32>(
             if let Some(g) = grad_row {
                 g.fill(0.0);
             }
-            return;
+            return None;
         }
     };
-    let (m, lo) = row_range::<V>(row);
+    let (m, lo) = range.unwrap_or_else(|| row_range::<V>(row));
     // Lanes below a bound, from the per-lane minima (no horizontal min needed).
     let any_below = |bound: f32| V::bitmask(lo.lt(V::splat(bound))) != 0;
     // Infinities, or a range of 2^16 or more (z - m may overflow, or its residual
@@ -170,28 +181,36 @@ fn sum_row<V: SimdF32>(
     let store = grad_row.is_some();
     let dst = grad_row.map_or(core::ptr::null_mut(), |g| g.as_mut_ptr());
     // SAFETY: with STORE, dst is the row's gradient: C values, as long as row.
-    let (s_hi, s_lo) = unsafe {
+    let (s_hi, s_lo, next_range) = unsafe {
         match (store, short, diff) {
-            (true, true, DIFF_TWO_SUM) => exp_pass::<V, true, true, DIFF_TWO_SUM>(row, dst, m, y),
-            (true, true, _) => exp_pass::<V, true, true, DIFF_WIDE>(row, dst, m, y),
-            (true, false, DIFF_MAX_FIRST) => {
-                exp_pass::<V, true, false, DIFF_MAX_FIRST>(row, dst, m, y)
+            (true, true, DIFF_TWO_SUM) => {
+                exp_pass::<V, true, true, DIFF_TWO_SUM>(row, next, dst, m, y)
             }
-            (true, false, DIFF_Z_FIRST) => exp_pass::<V, true, false, DIFF_Z_FIRST>(row, dst, m, y),
-            (true, false, DIFF_TWO_SUM) => exp_pass::<V, true, false, DIFF_TWO_SUM>(row, dst, m, y),
-            (true, false, _) => exp_pass::<V, true, false, DIFF_WIDE>(row, dst, m, y),
-            (false, true, DIFF_TWO_SUM) => exp_pass::<V, false, true, DIFF_TWO_SUM>(row, dst, m, y),
-            (false, true, _) => exp_pass::<V, false, true, DIFF_WIDE>(row, dst, m, y),
+            (true, true, _) => exp_pass::<V, true, true, DIFF_WIDE>(row, next, dst, m, y),
+            (true, false, DIFF_MAX_FIRST) => {
+                exp_pass::<V, true, false, DIFF_MAX_FIRST>(row, next, dst, m, y)
+            }
+            (true, false, DIFF_Z_FIRST) => {
+                exp_pass::<V, true, false, DIFF_Z_FIRST>(row, next, dst, m, y)
+            }
+            (true, false, DIFF_TWO_SUM) => {
+                exp_pass::<V, true, false, DIFF_TWO_SUM>(row, next, dst, m, y)
+            }
+            (true, false, _) => exp_pass::<V, true, false, DIFF_WIDE>(row, next, dst, m, y),
+            (false, true, DIFF_TWO_SUM) => {
+                exp_pass::<V, false, true, DIFF_TWO_SUM>(row, next, dst, m, y)
+            }
+            (false, true, _) => exp_pass::<V, false, true, DIFF_WIDE>(row, next, dst, m, y),
             (false, false, DIFF_MAX_FIRST) => {
-                exp_pass::<V, false, false, DIFF_MAX_FIRST>(row, dst, m, y)
+                exp_pass::<V, false, false, DIFF_MAX_FIRST>(row, next, dst, m, y)
             }
             (false, false, DIFF_Z_FIRST) => {
-                exp_pass::<V, false, false, DIFF_Z_FIRST>(row, dst, m, y)
+                exp_pass::<V, false, false, DIFF_Z_FIRST>(row, next, dst, m, y)
             }
             (false, false, DIFF_TWO_SUM) => {
-                exp_pass::<V, false, false, DIFF_TWO_SUM>(row, dst, m, y)
+                exp_pass::<V, false, false, DIFF_TWO_SUM>(row, next, dst, m, y)
             }
-            (false, false, _) => exp_pass::<V, false, false, DIFF_WIDE>(row, dst, m, y),
+            (false, false, _) => exp_pass::<V, false, false, DIFF_WIDE>(row, next, dst, m, y),
         }
     };
     let (d, dl) = shifted(row.get(y).copied().unwrap_or(0.0), m);
@@ -210,6 +229,7 @@ fn sum_row<V: SimdF32>(
         *a = call.weights.of(y);
         *act = 1.0;
     }
+    Some(next_range)
 }
 
 /// The largest logit of a row, and the lane-wise minima (for the caller's range
@@ -262,16 +282,21 @@ fn row_range<V: SimdF32>(row: &[f32]) -> (f32, V) {
 /// f64, where the starting 1s come off exactly. The result is as accurate as the
 /// exps' hi + lo (about 0.15 ULP), with no rounding per term.
 ///
+/// Returns also the range of `next` (a row of the same length): its max and
+/// lane-wise minima.
+///
 /// # Safety
 /// With `STORE`, `dst` must be valid for writing `row.len()` f32 (a gradient row).
 #[inline(always)]
 unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF: u8>(
     row: &[f32],
+    next: &[f32],
     dst: *mut f32,
     m: f32,
     y: usize,
-) -> (f32, f32) {
-    let len = row.len();
+) -> (f32, f32, (f32, V)) {
+    let len = row.len().min(next.len());
+    let mut range = (V::splat(f32::NEG_INFINITY), V::splat(f32::INFINITY));
     let ms = V::splat(m);
     // The label's lane is left out of the sum. Long rows: by a branch on y's vector
     // and lane (one misprediction per row, cheap next to the row). Short rows: every
@@ -292,6 +317,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
             unsafe {
                 exp_step::<V, STORE, DIFF, true>(
                     row,
+                    next,
                     dst,
                     ms,
                     at,
@@ -300,6 +326,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     y_lane,
                     pair,
                     &mut pos,
+                    &mut range,
                 )
             };
         }
@@ -312,6 +339,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
             if rest == V::LANES {
                 exp_step::<V, STORE, DIFF, true>(
                     row,
+                    next,
                     dst,
                     ms,
                     j,
@@ -320,10 +348,12 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     y_lane,
                     &mut acc[0],
                     &mut pos,
+                    &mut range,
                 );
             } else {
                 exp_step::<V, STORE, DIFF, false>(
                     row,
+                    next,
                     dst,
                     ms,
                     j,
@@ -332,6 +362,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     y_lane,
                     &mut acc[1],
                     &mut pos,
+                    &mut range,
                 );
             }
         }
@@ -342,7 +373,11 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
         + (s1.reduce_add_f64() - V::LANES as f64)
         + (c0 + c1).reduce_add_f64();
     let hi = total as f32;
-    (hi, (total - f64::from(hi)) as f32)
+    (
+        hi,
+        (total - f64::from(hi)) as f32,
+        (range.0.reduce_max(), range.1),
+    )
 }
 
 /// One vector of [`exp_pass`]: `e^(z - m)` of the LANES logits from `j` (the first
@@ -350,13 +385,16 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
 /// `acc` (without the label's lane: where `pos`, the class indices minus `y`, is 0
 /// when `y_at == usize::MAX`, else lane `y_lane` when `j == y_at`).
 ///
+/// Also folds the same positions of `next` into `range` (max, lane-wise min).
+///
 /// # Safety
-/// `rest` (LANES when `FULL`) values from `j` are in bounds of `row`, and `dst` is
-/// valid for writing them when `STORE`.
+/// `rest` (LANES when `FULL`) values from `j` are in bounds of `row` and `next`,
+/// and `dst` is valid for writing them when `STORE`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bool>(
     row: &[f32],
+    next: &[f32],
     dst: *mut f32,
     ms: V,
     j: usize,
@@ -365,16 +403,24 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
     y_lane: V::Mask,
     acc: &mut (V, V),
     pos: &mut V,
+    range: &mut (V, V),
 ) {
     let zero = V::splat(0.0);
-    // SAFETY: the caller's guarantee.
-    let z = unsafe {
+    // SAFETY: the caller's guarantee (`next` is as long as `row`).
+    let (z, zn_hi, zn_lo) = unsafe {
         if FULL {
-            V::load(row.as_ptr().add(j))
+            let zn = V::load(next.as_ptr().add(j));
+            (V::load(row.as_ptr().add(j)), zn, zn)
         } else {
-            V::load_partial(row.as_ptr().add(j), rest, f32::NEG_INFINITY)
+            let p = next.as_ptr().add(j);
+            (
+                V::load_partial(row.as_ptr().add(j), rest, f32::NEG_INFINITY),
+                V::load_partial(p, rest, f32::NEG_INFINITY),
+                V::load_partial(p, rest, f32::INFINITY),
+            )
         }
     };
+    *range = (range.0.max(zn_hi), range.1.min(zn_lo));
     // z - m = d + dl exactly.
     let (d, dl) = match DIFF {
         DIFF_MAX_FIRST => {
