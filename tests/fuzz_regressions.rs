@@ -864,7 +864,6 @@ fn softmax_huge_gamma_negative_loss() {
 /// (and a reduced loss of 0) while its gradient stays NaN; DESIGN §3: NaN input gives
 /// NaN output for that element (and a NaN reduced loss).
 #[test]
-#[ignore = "bug: sigmoid loss 0 (not NaN) for a NaN logit when alpha_t = 0"]
 fn sigmoid_zero_alpha_hides_a_nan_logit() {
     let case = SigmoidCase {
         gamma: f(0x40400000), /* 3e0 */

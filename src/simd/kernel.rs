@@ -240,8 +240,10 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
     let a_t = V::select(pos, sp.a_pos, sp.a_neg);
     let mut loss = qg * bce * a_t;
     if sp.zero_alpha {
-        // alpha_t = 0 weighs the element out: 0, also where BCE is infinite.
-        loss = V::select(a_t.eq(sp.zero), sp.zero, loss);
+        // alpha_t = 0 weighs the element out: 0 also where BCE is infinite (not
+        // 0 * inf); a NaN logit still gives NaN.
+        let inf = V::splat(f32::INFINITY);
+        loss = V::select(V::and(a_t.eq(sp.zero), bce.eq(inf)), sp.zero, loss);
     }
     // dFL/dx = -s alpha_t q^g (g (1-q) L + q): no q^(g-1), finite for every gamma.
     // L is only infinite for x = +-inf, where 1 - q = 0 and the limit of the product
@@ -344,7 +346,8 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         let ga_t = V::select(uniform, sp.ga_neg, ga_t);
         let soft_loss = fl * a_t;
         let soft_loss = if sp.zero_alpha {
-            V::select(a_t.eq(sp.zero), sp.zero, soft_loss)
+            let inf = V::splat(f32::INFINITY);
+            V::select(V::and(a_t.eq(sp.zero), bce.eq(inf)), sp.zero, soft_loss)
         } else {
             soft_loss
         };
