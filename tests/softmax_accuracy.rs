@@ -435,8 +435,8 @@ fn accuracy_tables() {
                                 w.got,
                                 w.want,
                                 labels[w.row],
-                                &row[..c.min(8)],
-                                if c > 8 { " ..." } else { "" }
+                                &row[..c.min(16)],
+                                if c > 16 { " ..." } else { "" }
                             ));
                         }
                     }
