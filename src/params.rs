@@ -237,15 +237,26 @@ pub(crate) fn reduction_scale(reduction: Reduction, active: usize) -> Result<Opt
     match reduction {
         Reduction::Sum => Ok(Some(1.0)),
         Reduction::Mean if active == 0 => Ok(None),
-        Reduction::Mean => Ok(Some(1.0 / active as f64)),
+        Reduction::Mean => Ok(Some(recip(active as f64))),
         Reduction::DivideBy(n) => {
             // A subnormal normaliser is rejected: alpha / n would overflow f32, and
             // gradients that underflowed to 0 would meet an infinite scale (0 * inf).
             if n >= f32::MIN_POSITIVE && n.is_finite() {
-                Ok(Some(1.0 / f64::from(n)))
+                Ok(Some(recip(f64::from(n))))
             } else {
                 Err(Error::InvalidNormalizer(n))
             }
         }
+    }
+}
+
+/// `1 / v`. Compact builds (single-precision FPUs, see `build.rs`) divide in `f32`:
+/// `f64` division is a 920-byte software routine there, and the reciprocal only
+/// carries half an ULP more.
+fn recip(v: f64) -> f64 {
+    if cfg!(compact) {
+        f64::from(1.0 / v as f32)
+    } else {
+        1.0 / v
     }
 }
