@@ -521,6 +521,27 @@ pub(crate) struct TargetScan {
     pub first_invalid: Option<usize>,
 }
 
+/// One vector of the target scan into accumulator `k` (a function, not a closure,
+/// so that it inlines into the `#[target_feature]` entry point).
+#[inline(always)]
+fn scan_step<V: SimdF32>(
+    k: usize,
+    tv: V,
+    valid: &mut [V::Mask; 4],
+    soft: &mut [V::Mask; 4],
+    count: &mut [V; 4],
+) {
+    let zero = V::splat(0.0);
+    let one = V::splat(1.0);
+    let in_unit = V::and(zero.le(tv), tv.le(one));
+    let is_ign = tv.eq(V::splat(-1.0));
+    if let (Some(v), Some(s), Some(c)) = (valid.get_mut(k), soft.get_mut(k), count.get_mut(k)) {
+        *v = V::and(*v, V::or(in_unit, is_ign));
+        *s = V::or(*s, V::and(zero.lt(tv), tv.lt(one)));
+        *c = *c + V::select(is_ign, one, zero);
+    }
+}
+
 /// One pass over the targets: validity, count of non-ignored, presence of soft ones.
 /// Per vector it only compares and accumulates (masks and per-lane float counts);
 /// masks are inspected once per block, and only an invalid block is searched again
@@ -530,8 +551,6 @@ pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
     // 2^20 vectors per block keep the per-lane counts below 2^24, exact in f32.
     const BLOCK_VECTORS: usize = 1 << 20;
     let zero = V::splat(0.0);
-    let one = V::splat(1.0);
-    let ign = V::splat(-1.0);
     let mut ignored = 0usize;
     let mut any_soft = false;
     for (b, block) in t.chunks(BLOCK_VECTORS * V::LANES).enumerate() {
@@ -539,30 +558,19 @@ pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
         let mut valid = [zero.eq(zero); 4];
         let mut soft = [zero.lt(zero); 4];
         let mut count = [zero; 4];
-        let step = |k: usize,
-                    tv: V,
-                    valid: &mut [V::Mask; 4],
-                    soft: &mut [V::Mask; 4],
-                    count: &mut [V; 4]| {
-            let in_unit = V::and(zero.le(tv), tv.le(one));
-            let is_ign = tv.eq(ign);
-            valid[k] = V::and(valid[k], V::or(in_unit, is_ign));
-            soft[k] = V::or(soft[k], V::and(zero.lt(tv), tv.lt(one)));
-            count[k] = count[k] + V::select(is_ign, one, zero);
-        };
         let mut i = 0;
         while i + 4 * V::LANES <= block.len() {
             for k in 0..4 {
                 // SAFETY: 4 LANES elements from i are in bounds of block.
                 let tv = unsafe { V::load(block.as_ptr().add(i + k * V::LANES)) };
-                step(k, tv, &mut valid, &mut soft, &mut count);
+                scan_step(k, tv, &mut valid, &mut soft, &mut count);
             }
             i += 4 * V::LANES;
         }
         while i + V::LANES <= block.len() {
             // SAFETY: LANES elements from i are in bounds of block.
             let tv = unsafe { V::load(block.as_ptr().add(i)) };
-            step(0, tv, &mut valid, &mut soft, &mut count);
+            scan_step(0, tv, &mut valid, &mut soft, &mut count);
             i += V::LANES;
         }
         let rest = block.len() - i;
@@ -570,7 +578,7 @@ pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
             // SAFETY: rest elements from i are in bounds; the padding lanes hold the
             // ignore label (valid, counted, subtracted below).
             let tv = unsafe { V::load_partial(block.as_ptr().add(i), rest, -1.0) };
-            step(0, tv, &mut valid, &mut soft, &mut count);
+            scan_step(0, tv, &mut valid, &mut soft, &mut count);
         }
         let valid = V::and(V::and(valid[0], valid[1]), V::and(valid[2], valid[3]));
         let soft = V::or(V::or(soft[0], soft[1]), V::or(soft[2], soft[3]));
@@ -604,22 +612,31 @@ pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
     }
 }
 
-/// Applies a vector function to a slice (the building blocks: sigmoid, softplus,
-/// log_sigmoid), tail through the same code.
+/// Applies building block `OP` (a `Unary` as u8) to a slice, tail through the same
+/// code. The operation is a const parameter, not a closure: a function item passed
+/// as `impl Fn` was called out of line, compiled without the entry's features.
 #[inline(always)]
-pub(crate) fn map<V: SimdF32>(x: &[f32], out: &mut [f32], f: impl Fn(V) -> V) {
+fn map<V: SimdF32, const OP: u8>(x: &[f32], out: &mut [f32]) {
+    #[inline(always)]
+    fn apply<V: SimdF32, const OP: u8>(v: V) -> V {
+        match OP {
+            0 => super::math::sigmoid(v),
+            1 => super::math::softplus(v),
+            _ => super::math::log_sigmoid(v),
+        }
+    }
     let len = x.len().min(out.len());
     let mut i = 0;
     while i + V::LANES <= len {
         // SAFETY: i + LANES <= len <= both lengths.
-        unsafe { f(V::load(x.as_ptr().add(i))).store(out.as_mut_ptr().add(i)) };
+        unsafe { apply::<V, OP>(V::load(x.as_ptr().add(i))).store(out.as_mut_ptr().add(i)) };
         i += V::LANES;
     }
     if i < len {
         let rest = len - i;
         // SAFETY: rest elements from i are in bounds of both slices.
         unsafe {
-            f(V::load_partial(x.as_ptr().add(i), rest, 0.0))
+            apply::<V, OP>(V::load_partial(x.as_ptr().add(i), rest, 0.0))
                 .store_partial(out.as_mut_ptr().add(i), rest)
         };
     }
@@ -637,8 +654,8 @@ pub(crate) enum Unary {
 #[inline(always)]
 pub(crate) fn unary<V: SimdF32>(op: Unary, x: &[f32], out: &mut [f32]) {
     match op {
-        Unary::Sigmoid => map::<V>(x, out, super::math::sigmoid),
-        Unary::Softplus => map::<V>(x, out, super::math::softplus),
-        Unary::LogSigmoid => map::<V>(x, out, super::math::log_sigmoid),
+        Unary::Sigmoid => map::<V, 0>(x, out),
+        Unary::Softplus => map::<V, 1>(x, out),
+        Unary::LogSigmoid => map::<V, 2>(x, out),
     }
 }
