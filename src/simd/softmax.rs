@@ -24,11 +24,12 @@
 //! `S_o - 1` is exact for `S_o <= 2` (Sterbenz), and `p_y < 1/2`, so `nll >= ln 2`
 //! absorbs the rounding of `S_o`.
 //!
-//! Two drivers: [`classes_in_lanes`] vectorizes along each row (C > 8: a max pass,
-//! an exp-and-sum pass that parks `e_j` in the gradient row, a scaling pass), and
-//! [`rows_in_lanes`] puts one row per lane for C <= 8 (gathers, all classes in
-//! registers). Both finish rows in groups of `LANES` with [`row_terms`], the only
-//! place the loss formulas live.
+//! Two drivers: [`classes_in_lanes`] vectorizes along each row (C > 8: an
+//! exp-and-sum pass that parks `e_j` in the gradient row and finds the next row's
+//! max on the way, then a scaling pass), and [`rows_in_lanes`] puts one row per
+//! lane for C <= 8 (in-register transposes, all classes in registers). Both finish
+//! rows in groups of `LANES` with [`row_terms`], the only place the loss formulas
+//! live.
 
 mod classes_in_lanes;
 mod math;

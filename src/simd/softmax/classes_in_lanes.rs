@@ -1,11 +1,14 @@
 //! Many classes (C > 8): each row is vectorized along its classes.
 //!
-//! Per row: a pass for the max (and min) logit; an exp pass that sums `S_o` and,
-//! when the gradient is wanted, parks `e_j` in the gradient row (the output serves
-//! as the scratch, so `exp` runs once per logit); then, once a batch of rows is
-//! summed, [`row_terms`] finishes them together (one row per lane) and a last pass
-//! scales each parked row by its factor. A batch is at most `LANES` rows and at
-//! most about 32 KB of gradient, so the parked rows are still in L1 when scaled.
+//! Per row: an exp pass that sums `S_o` and, when the gradient is wanted, parks
+//! `e_j` in the gradient row (the output serves as the scratch, so `exp` runs once
+//! per logit), and meanwhile finds the next row's max (and lane-wise minima, for
+//! the range checks) from the same positions, so no row waits for a separate max
+//! pass and its reduction; then, once a batch of rows is summed, [`row_terms`]
+//! finishes them together (one row per lane) and a last pass scales each parked row
+//! by its factor. A batch is at most `LANES` rows and at most about 32 KB of
+//! gradient, so the parked rows are still in L1 when scaled. The only buffers are
+//! the gradient rows and a few `LANES`-wide arrays of per-row sums.
 
 use super::{iota, row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums};
 use crate::simd::softmax::math::{exp_parts, exp_parts_wide, two_sum};
