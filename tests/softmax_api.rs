@@ -676,3 +676,181 @@ fn alpha_forms_agree() {
         }
     }
 }
+
+/// `(loss, gradient)` of one row in f64 (`alpha_y` and the scale applied), the same
+/// formulas as `tests/softmax_accuracy.rs`'s reference: `q = S_o / S`,
+/// `-g = q^gamma (1 + gamma (e_y / S_o) nll)`.
+fn reference_row(z: &[f32], y: usize, gamma: f64, alpha: f64, scale: f64) -> (f64, Vec<f64>) {
+    let (am, m) = z
+        .iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |(bi, bm), (i, &v)| {
+            if f64::from(v) > bm {
+                (i, f64::from(v))
+            } else {
+                (bi, bm)
+            }
+        });
+    let e: Vec<f64> = z.iter().map(|&v| (f64::from(v) - m).exp()).collect();
+    let t: f64 = e
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != am)
+        .map(|(_, v)| v)
+        .sum();
+    let so: f64 = e
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != y)
+        .map(|(_, v)| v)
+        .sum();
+    let s = 1.0 + t;
+    let nll = (m - f64::from(z[y])) + t.ln_1p();
+    let q = so / s;
+    let qg = if gamma == 0.0 { 1.0 } else { q.powf(gamma) };
+    let ratio = if so > 0.0 { e[y] * nll / so } else { 1.0 };
+    let neg_g = qg * (1.0 + gamma * ratio);
+    let grad = (0..z.len())
+        .map(|j| {
+            if j == y {
+                -alpha * scale * neg_g * q
+            } else {
+                alpha * scale * neg_g * e[j] / s
+            }
+        })
+        .collect();
+    (alpha * qg * nll, grad)
+}
+
+/// Extreme but valid parameters: a class weight of 1e30 (and a normaliser) lifts
+/// probabilities far below the f32 range to normal gradient entries, which must not
+/// be flushed; a weight of 3e38 must not overflow an intermediate; a zero weight
+/// times an infinite `nll` is 0, not NaN; an infinite row loss makes `Sum` +inf
+/// (not NaN); row losses whose sum exceeds `f32::MAX` still give a finite `Mean`.
+#[test]
+fn extreme_weights_and_sums() {
+    // ULP error; a reference that overflows f32 wants the infinity.
+    let ulp = |got: f32, want: f64| {
+        if (want as f32).is_infinite() {
+            if got == want as f32 {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        } else {
+            ulp_error(got, want, want)
+        }
+    };
+    for backend in Backend::available() {
+        for c in [3usize, 18, 40] {
+            // The label far below the max: p_y ~ e^-112, the other far classes too.
+            let mut z: Vec<f32> = (0..c).map(|j| (j % 5) as f32 * 0.25).collect();
+            z[0] = 8.94;
+            z[1] = -103.06;
+            z[c - 1] = -103.06;
+            let y = 1usize;
+            let mut w = vec![1e-45f32; c];
+            w[y] = 1e30;
+            for (gamma, reduction, scale) in [
+                (4.3f32, Reduction::DivideBy(537.0), 1.0 / 537.0),
+                (2.0, Reduction::Sum, 1.0),
+                (0.0, Reduction::DivideBy(0.5), 2.0),
+            ] {
+                let fl = on(backend, gamma, ClassAlpha::PerClass(&w));
+                let mut g = vec![0.0f32; c];
+                fl.loss_and_grad(&z, &[y as i32], c, reduction, &mut g)
+                    .expect("valid");
+                let (_, want) = reference_row(&z, y, f64::from(gamma), 1e30, scale);
+                for j in 0..c {
+                    assert!(
+                        ulp(g[j], want[j]) <= 2.0 * BAR,
+                        "{backend:?} C={c} gamma {gamma} class {j}: {} vs {}",
+                        g[j],
+                        want[j]
+                    );
+                }
+            }
+            // A weight of 3e38 on a finite loss.
+            let mut w = vec![1.0f32; c];
+            w[0] = 3e38;
+            let zeros = vec![0.0f32; c];
+            let fl = on(backend, 2.0, ClassAlpha::PerClass(&w));
+            let mut out = [0.0f32];
+            let mut g = vec![0.0f32; c];
+            fl.loss(&zeros, &[0], c, &mut out).expect("valid");
+            let sum = fl
+                .loss_and_grad(&zeros, &[0], c, Reduction::Sum, &mut g)
+                .expect("valid");
+            let (want_l, want_g) = reference_row(&zeros, 0, 2.0, 3e38, 1.0);
+            assert!(
+                ulp(out[0], want_l) <= BAR,
+                "{backend:?} C={c}: {} vs {want_l}",
+                out[0]
+            );
+            assert!(ulp(sum, want_l) <= BAR);
+            for j in 0..c {
+                assert!(
+                    ulp(g[j], want_g[j]) <= BAR,
+                    "{backend:?}: {} vs {}",
+                    g[j],
+                    want_g[j]
+                );
+            }
+        }
+        // Zero weight, nll = +inf (or above f32::MAX): loss 0, no NaN.
+        let w = [0.0f32, 1.0, 1.0];
+        for z in [[f32::NEG_INFINITY, 0.0, 2.0], [-3e38, 3e38, 0.0]] {
+            let fl = on(backend, 1.5, ClassAlpha::PerClass(&w));
+            let mut out = [1.0f32];
+            fl.loss(&z, &[0], 3, &mut out).expect("valid");
+            assert_eq!(out[0], 0.0, "{backend:?} {z:?}");
+            let mut g = [0.0f32; 3];
+            let l = fl
+                .loss_and_grad(&z, &[0], 3, Reduction::Sum, &mut g)
+                .expect("valid");
+            assert_eq!(l, 0.0);
+            assert!(g.iter().all(|v| v.is_finite()), "{backend:?} {g:?}");
+        }
+        let fl = on(backend, 0.0, ClassAlpha::Uniform(-0.0));
+        let mut out = [1.0f32];
+        fl.loss(&[f32::NEG_INFINITY, 0.0, 2.0], &[0], 3, &mut out)
+            .expect("valid");
+        assert_eq!(out[0], 0.0, "{backend:?}");
+        // One infinite row loss: Sum and Mean are +inf, not NaN (many rows, so that
+        // the compensated lane sums see it mid-way).
+        for c in [3usize, 20] {
+            let n = 100;
+            let mut x = vec![0.5f32; n * c];
+            x[37 * c] = f32::NEG_INFINITY;
+            let labels = vec![0i32; n];
+            let fl = on(backend, 2.0, ClassAlpha::Off);
+            let mut g = vec![0.0f32; n * c];
+            for reduction in [Reduction::Sum, Reduction::Mean] {
+                let l = fl.loss_reduced(&x, &labels, c, reduction).expect("valid");
+                assert_eq!(l, f32::INFINITY, "{backend:?} C={c}");
+                let l = fl
+                    .loss_and_grad(&x, &labels, c, reduction, &mut g)
+                    .expect("valid");
+                assert_eq!(l, f32::INFINITY, "{backend:?} C={c}");
+                assert!(g.iter().all(|v| v.is_finite()));
+            }
+            // Row losses of 1.7e38 each: their sum overflows f32, the mean does not.
+            let mut x = vec![0.0f32; n * c];
+            for r in 0..n {
+                x[r * c] = -1.7e38;
+            }
+            let mean = fl
+                .loss_reduced(&x, &labels, c, Reduction::Mean)
+                .expect("valid");
+            let want = 1.7e38f64 + (c as f64 - 1.0).ln();
+            assert!(
+                ulp(mean, want) <= BAR,
+                "{backend:?} C={c}: {mean} vs {want}"
+            );
+            let sum = fl
+                .loss_reduced(&x, &labels, c, Reduction::Sum)
+                .expect("valid");
+            assert_eq!(sum, f32::INFINITY);
+        }
+    }
+}

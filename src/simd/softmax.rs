@@ -35,9 +35,7 @@ mod classes_in_lanes;
 mod math;
 mod rows_in_lanes;
 
-use self::math::{
-    exp_parts, exp_parts_wide, finite_or_zero, ln1p_hilo, ln_hilo, two_prod_err, two_sum,
-};
+use self::math::{exp_parts_wide, finite_or_zero, ln1p_hilo, ln_hilo, two_prod_err, two_sum};
 use super::{SimdF32, MAX_LANES};
 
 /// Gamma kinds: 0..=4 are integer powers by multiplication, anything else is
@@ -257,16 +255,23 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
         let a = k.gamma * h;
         let a_err = two_prod_err(k.gamma, h, a);
         let (s, s_err) = two_sum(a, k.gamma * l);
-        // |s| <= 104 gamma, its residual below 2^-20 |s|: exp_parts' range.
-        let (e, e_lo) = exp_parts(s, a_err + s_err);
-        V::select(pos, e + e_lo, zero)
+        // The residual is below 2^-20 |s|, but |s| = gamma |ln q| has no bound (a
+        // huge gamma): exp_parts_wide drops it where the power underflows anyway
+        // (a NaN residual from Dekker's split included).
+        let (e, e_lo) = exp_parts_wide(s, a_err + s_err);
+        // q = 0 gives 0; NaN stays NaN.
+        V::select(q_hi.eq(zero), zero, e + e_lo)
     } else {
         let qn = pow_int(q_hi, k.kind);
         // (q_hi + q_lo)^n = q_hi^n (1 + n q_lo / q_hi) to first order.
         qn.mul_add(k.gamma * q_rel, qn)
     };
 
-    let loss = qg * (nll * r.alpha);
+    // alpha_y last: q^gamma nll <= nll does not overflow unless the loss does, and
+    // for alpha_y <= 1 nothing underflows before the loss itself would. A zero
+    // weight gives 0 also where nll is +inf (the limit), NaN stays NaN.
+    let qn = V::select(qg.eq(zero), zero, qg * nll);
+    let loss = V::select(V::and(r.alpha.eq(zero), qn.eq(qn)), zero, qn * r.alpha);
 
     // 1 + gamma (e_y / S_o) nll (>= 1); the ratio is 1 for S_o -> 0 (limit: y is
     // the max, nll = ln(1 + S_o)), and nll is clamped so that e_y = 0 with nll = inf
@@ -279,9 +284,11 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
         k.gamma.mul_add(V::select(tiny_so, one, ratio), one)
     };
     let ga = r.alpha.mul_add(k.scale_hi, r.alpha * k.scale_lo);
-    let f0 = div_by(omw * ga, s_hi, inv_s);
-    let f = f0.mul_add(-(s_lo * inv_s), f0);
-    let coef = qg * f;
+    // omw / S <= 1 + gamma first, the weight and scale after: no intermediate
+    // overflow for a huge weight; q^gamma = 0 gives 0 whatever the factor.
+    let f0 = div_by(omw, s_hi, inv_s);
+    let f = f0.mul_add(-(s_lo * inv_s), f0) * ga;
+    let coef = V::select(qg.eq(zero), zero, qg * f);
     let grad_y = -coef.mul_add(r.so_hi, coef * r.so_lo);
 
     RowTerms {
@@ -335,6 +342,15 @@ impl<V: SimdF32> LossSum<V> {
     pub(super) fn add(&mut self, v: V) {
         let y = v - self.c;
         let t = self.s + y;
+        let full = (1u32 << V::LANES.min(16)) - 1;
+        if V::bitmask(t.lt(V::splat(f32::INFINITY))) != full {
+            // A lane overflowed, or met an infinite or NaN loss: what is pending
+            // goes to the f64 total, this vector too (f64 does not overflow for
+            // 2^31 losses; +inf and NaN stay themselves, not inf - inf).
+            self.flush();
+            self.total += v.reduce_add_f64();
+            return;
+        }
         self.c = (t - self.s) - y;
         self.s = t;
         self.pending += 1;
@@ -345,6 +361,7 @@ impl<V: SimdF32> LossSum<V> {
 
     #[inline(always)]
     fn flush(&mut self) {
+        // s and c are finite here (add keeps them so).
         self.total += self.s.reduce_add_f64() - self.c.reduce_add_f64();
         self.s = V::splat(0.0);
         self.c = V::splat(0.0);

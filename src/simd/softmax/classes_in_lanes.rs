@@ -11,7 +11,7 @@
 //! the gradient rows and a few `LANES`-wide arrays of per-row sums.
 
 use super::{iota, row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums};
-use crate::simd::softmax::math::{exp_parts, exp_parts_wide, two_sum};
+use crate::simd::softmax::math::{exp_parts, exp_parts_wide, exp_reduced, scaled_exp, two_sum};
 use crate::simd::{SimdF32, MAX_LANES};
 
 /// Rows up to this many classes take the branch-free exp pass.
@@ -34,6 +34,8 @@ const DIFF_WIDE: u8 = 3;
 
 /// Per-row results of the first two passes, one lane per row of a batch.
 struct Batch {
+    /// Row max.
+    m: [f32; MAX_LANES],
     dy_hi: [f32; MAX_LANES],
     dy_lo: [f32; MAX_LANES],
     so_hi: [f32; MAX_LANES],
@@ -53,6 +55,10 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
     let k = Consts::<V>::new(call);
     let fused = call.mode == Mode::Fused;
     let per_batch = (BATCH_VALUES / c).clamp(1, V::LANES);
+    // Rows whose weight times scale exceeds 1 take `wide_scale_pass` (the compare
+    // in f32 may send a row at the edge either way: both are right there).
+    let wide_alpha = (1.0 / call.scale) as f32;
+    let mut any_wide = false;
     let mut sum = LossSum::<V>::new();
     // The range (max, lane-wise minima) of the next row, found during the exp pass
     // of the current one.
@@ -61,6 +67,7 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
     while r0 < rows {
         let n = (rows - r0).min(per_batch);
         let mut b = Batch {
+            m: [0.0; MAX_LANES],
             dy_hi: [0.0; MAX_LANES],
             dy_lo: [0.0; MAX_LANES],
             so_hi: [0.0; MAX_LANES],
@@ -116,14 +123,105 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
                     if let Some(slot) = g.get_mut(y) {
                         *slot = gy;
                     }
+                    any_wide |= b.alpha.get(i).is_some_and(|&a| a > wide_alpha);
                 }
             }
         }
         r0 += n;
     }
+    if any_wide {
+        wide_rows::<V>(call, rows, out, &k, wide_alpha);
+    }
     match call.mode {
         Mode::Loss => 0.0,
         Mode::Sum | Mode::Fused => sum.finish(),
+    }
+}
+
+/// The gradient rows whose weight times scale exceeds 1, computed again after the
+/// main pass: there the factor can lift exps that underflowed in f32 back to normal
+/// gradients, so each is recomputed from the logits with the factor applied before
+/// the scaling (`wide_scale_pass`). Rare (class weights above 1, or a normaliser
+/// below 1), and kept out of the main loop, whose registers it would crowd. One
+/// row per call of [`row_terms`] (lane 0), one compact exp-sum loop.
+#[inline(always)]
+fn wide_rows<V: SimdF32>(
+    call: &Call<'_>,
+    rows: usize,
+    out: &mut [f32],
+    k: &Consts<V>,
+    wide_alpha: f32,
+) {
+    let c = call.classes;
+    let zero = V::splat(0.0);
+    for r in 0..rows {
+        let (Some(z), Some(&label)) = (call.logits.get(r * c..(r + 1) * c), call.labels.get(r))
+        else {
+            continue;
+        };
+        let y = match usize::try_from(label) {
+            Ok(y) if y < c => y,
+            _ => continue,
+        };
+        let alpha = call.weights.of(y);
+        if alpha <= wide_alpha {
+            continue;
+        }
+        let Some(g) = out.get_mut(r * c..(r + 1) * c) else {
+            continue;
+        };
+        let (m, _) = row_range::<V>(z);
+        let ms = V::splat(m);
+        // S_o with TwoSum and the exps' low parts, the label's lane masked.
+        let (mut s, mut e_lo) = (zero, zero);
+        let mut j = 0;
+        while j < c {
+            let rest = (c - j).min(V::LANES);
+            // SAFETY: rest values from j are in bounds of z.
+            let zv = unsafe {
+                if rest == V::LANES {
+                    V::load(z.as_ptr().add(j))
+                } else {
+                    V::load_partial(z.as_ptr().add(j), rest, f32::NEG_INFINITY)
+                }
+            };
+            let (d, dl) = shifted(zv, ms);
+            let (e, el) = exp_parts_wide(d, dl);
+            // Padding lanes and the label's lane out.
+            let in_row = iota::<V>().lt(V::splat(rest as f32));
+            // (y's lane index, small and exact in f32, only in y's vector.)
+            let y_lane = if (j..j + rest).contains(&y) {
+                (y - j) as f32
+            } else {
+                -1.0
+            };
+            let is_y = iota::<V>().eq(V::splat(y_lane));
+            let e = V::select(is_y, zero, V::select(in_row, e, zero));
+            let el = V::select(is_y, zero, V::select(in_row, el, zero));
+            let (t, err) = two_sum(s, e);
+            s = t;
+            e_lo = e_lo + (err + el);
+            j += rest;
+        }
+        let total = s.reduce_add_f64() + e_lo.reduce_add_f64();
+        let so_hi = total as f32;
+        let so_lo = (total - f64::from(so_hi)) as f32;
+        let (d, dl) = shifted(z.get(y).copied().unwrap_or(0.0), m);
+        let sums = RowSums {
+            dy_hi: V::splat(d),
+            dy_lo: V::splat(dl),
+            so_hi: V::splat(so_hi),
+            so_lo: V::splat(so_lo),
+            alpha: V::splat(alpha),
+            active: zero.eq(zero),
+        };
+        let t = row_terms::<V>(&sums, k);
+        let coef = t.coef.to_array()[0];
+        let gy = t.grad_y.to_array()[0];
+        wide_scale_pass::<V>(z, g, m, coef);
+        if let Some(slot) = g.get_mut(y) {
+            *slot = gy;
+        }
     }
 }
 
@@ -225,6 +323,9 @@ fn sum_row<V: SimdF32>(
         b.alpha.get_mut(i),
         b.active.get_mut(i),
     ) {
+        if let Some(slot) = b.m.get_mut(i) {
+            *slot = m;
+        }
         *dh = d;
         *dlo = dl;
         *sh = s_hi;
@@ -475,6 +576,37 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
     let s = acc.0 + e;
     let err = e - (s - acc.0);
     *acc = (s, acc.1 + (err + el));
+}
+
+/// `g_j = coef e^(z_j - m)` computed again from the logits, the factor applied
+/// before the result is scaled to its exponent (`scaled_exp`): for rows whose
+/// factor is above 1, where an `e_j` below the f32 range can give a normal
+/// gradient.
+#[inline(always)]
+fn wide_scale_pass<V: SimdF32>(z: &[f32], g: &mut [f32], m: f32, coef: f32) {
+    let len = z.len().min(g.len());
+    let ms = V::splat(m);
+    let cv = V::splat(coef);
+    let one_pass = |zv: V| {
+        let (d, dl) = shifted(zv, ms);
+        let far = d.lt(V::splat(-200.0));
+        let (h, l, k) = exp_reduced(V::splat(-200.0).max(d), V::select(far, V::splat(0.0), dl));
+        scaled_exp(h, l, k, cv)
+    };
+    let mut j = 0;
+    while j + V::LANES <= len {
+        // SAFETY: LANES values from j are in bounds of z and g.
+        unsafe { one_pass(V::load(z.as_ptr().add(j))).store(g.as_mut_ptr().add(j)) };
+        j += V::LANES;
+    }
+    if j < len {
+        let rest = len - j;
+        // SAFETY: rest < LANES values from j are in bounds of z and g.
+        unsafe {
+            one_pass(V::load_partial(z.as_ptr().add(j), rest, f32::NEG_INFINITY))
+                .store_partial(g.as_mut_ptr().add(j), rest)
+        };
+    }
 }
 
 /// `g_j *= coef` over a gradient row holding `e_j`.

@@ -33,33 +33,8 @@ const LN2_F32: f32 = f32::from_bits(0x3F31_7218);
 /// ln 2 - LN2_F32 rounded to f32 (-1.904654e-9, 0xB102E308); |error| < 2^-53.
 const LN2_F32_LO: f32 = f32::from_bits(0xB102_E308);
 
-/// Knuth's TwoSum: `a + b = s + err` exactly, no ordering needed. With an infinite
-/// operand `err` is NaN; callers that can see one drop it.
-#[inline(always)]
-pub(crate) fn two_sum<V: SimdF32>(a: V, b: V) -> (V, V) {
-    let s = a + b;
-    let bb = s - a;
-    let err = (a - (s - bb)) + (b - bb);
-    (s, err)
-}
-
-/// `a * b - p` exactly for `p = fl(a * b)` (FMA, or Dekker's split for |a|, |b| <
-/// 2^100 without one).
-#[inline(always)]
-pub(crate) fn two_prod_err<V: SimdF32>(a: V, b: V, p: V) -> V {
-    if V::FUSED_MUL_ADD {
-        a.mul_add(b, -p)
-    } else {
-        let split = V::splat(4097.0);
-        let ca = split * a;
-        let a_hi = ca - (ca - a);
-        let a_lo = a - a_hi;
-        let cb = split * b;
-        let b_hi = cb - (cb - b);
-        let b_lo = b - b_hi;
-        ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-    }
-}
+// TwoSum and the exact product error are shared with the sigmoid kernels.
+pub(crate) use crate::simd::math::{two_prod_err, two_sum};
 
 /// NaN lanes to 0: for residuals, which are NaN exactly when the value they correct
 /// is infinite or NaN (and then the correction is meaningless).
@@ -86,8 +61,16 @@ pub(crate) fn finite_or_zero<V: SimdF32>(v: V) -> V {
 /// `1 + t` plus `t`'s. Both parts scaled by `2^k` (`ldexp`).
 #[inline(always)]
 pub(crate) fn exp_parts<V: SimdF32>(hi: V, lo: V) -> (V, V) {
+    let (h, l, k) = exp_reduced(V::splat(-104.0).max(hi), lo);
+    (h.ldexp(k), l.ldexp(k))
+}
+
+/// `e^(x + lo) = (h + l) 2^k` before the scaling, `h` in `[0.7, 1.42]`, for `x`
+/// in `[-200, 0]` (or NaN) and `|lo| <= 2^-12`: the body of [`exp_parts`], also
+/// used where the result is scaled by a large factor before it may underflow.
+#[inline(always)]
+pub(crate) fn exp_reduced<V: SimdF32>(x: V, lo: V) -> (V, V, V) {
     let one = V::splat(1.0);
-    let x = V::splat(-104.0).max(hi);
     let k = (x * V::splat(LOG2E)).round();
     let (r, r_lo) = if V::FUSED_MUL_ADD {
         (
@@ -108,7 +91,26 @@ pub(crate) fn exp_parts<V: SimdF32>(hi: V, lo: V) -> (V, V) {
     let t_err = u - (t - r);
     let h = one + t;
     let l = ((one - h) + t) + t_err;
-    (h.ldexp(k), l.ldexp(k))
+    (h, l, k)
+}
+
+/// `coef (h + l) 2^k` for `(h, l, k)` from [`exp_reduced`] and a positive normal
+/// (or 0) `coef`, with one rounding into the subnormal range: the exponents of
+/// `coef` and `2^k` are added before anything is scaled, so an exp far below the
+/// f32 range still gives a normal product when `coef` is large. 0 where the
+/// result is below 2^-150 or `coef` is 0.
+#[inline(always)]
+pub(crate) fn scaled_exp<V: SimdF32>(h: V, l: V, k: V, coef: V) -> V {
+    let zero = V::splat(0.0);
+    let kc = coef.exponent();
+    // coef = cm 2^kc with cm in [1, 2), exact.
+    let cm = coef * (-kc).pow2i();
+    let kk = k + kc;
+    // x in [0.7, 2.9]; x 2^kk = (x / 2) 2^(kk + 1), kk + 1 in ldexp's range down to
+    // the last exponent that can still round up to 2^-149.
+    let x = l.mul_add(cm, h * cm) * V::splat(0.5);
+    let r = x.ldexp(V::splat(-150.0).max(kk + V::splat(1.0)));
+    V::select(V::or(kk.lt(V::splat(-151.0)), coef.le(zero)), zero, r)
 }
 
 /// [`exp_parts`] for any `hi + lo` with `hi <= 0` (or NaN, or `-inf` with `lo = 0`)

@@ -9,7 +9,7 @@
 use super::{
     row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums, RowTerms, Weights,
 };
-use crate::simd::softmax::math::{exp_parts, exp_parts_wide, two_sum};
+use crate::simd::softmax::math::{exp_parts, exp_parts_wide, exp_reduced, scaled_exp, two_sum};
 use crate::simd::SimdF32;
 
 /// Largest class count of this driver.
@@ -136,9 +136,29 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
             sum.add(loss);
             // SAFETY: the gradient rows r0..r0 + n are in bounds in Fused mode.
             let gbase = unsafe { out.as_mut_ptr().add(r0 * c) };
+            // A weight times scale above 1 can lift exps that underflowed in f32
+            // back to normal gradients: then recompute them from the logits with
+            // the factor applied before the scaling (rare: class weights above 1,
+            // or a normaliser below 1).
+            let big = V::and(active, V::splat(1.0).lt(alpha * k.scale_hi));
+            if V::bitmask(big) != 0 {
+                // SAFETY: as the first load_rows.
+                unsafe { V::load_rows(base, c, if FULL { V::LANES } else { n }, &mut v) };
+                for_classes!(j < c => {
+                    let (d, dl) = shifted(v[j], m);
+                    let far = d.lt(V::splat(-200.0));
+                    let (h, l, kk) =
+                        exp_reduced(V::splat(-200.0).max(d), V::select(far, zero, dl));
+                    v[j] = scaled_exp(h, l, kk, coef);
+                });
+            } else {
+                for_classes!(j < c => {
+                    v[j] = coef * v[j];
+                });
+            }
             for_classes!(j < c => {
                 let is_y = label.eq(V::splat(j as f32));
-                let g = V::select(is_y, grad_y, coef * v[j]);
+                let g = V::select(is_y, grad_y, v[j]);
                 // Ignored rows: exactly 0 whatever their logits (NaN included).
                 v[j] = V::select(active, g, zero);
             });
