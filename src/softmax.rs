@@ -53,7 +53,14 @@ pub enum ClassAlpha<'a> {
 /// 2^-149 below the normal range). Beyond gamma 8 the bound grows by about 0.7 ULP
 /// per unit of gamma (the power multiplies the last rounding of `1 - p_y`). Finite
 /// logits give finite results (a loss that exceeds `f32::MAX` is `+inf`), and no
-/// result whose exact value is a normal f32 is flushed to 0.
+/// result whose exact value is a normal f32 is flushed to 0: where a class weight
+/// times the reduction's scale exceeds 1 (weights above 1, normalisers below 1),
+/// the row's gradient is computed with the factor applied before the exps are
+/// scaled, so probabilities below the f32 range still give their normal gradient
+/// entries (such rows cost a second pass). The measured bound covers weights in
+/// `[0, 1]` and normalisers `>= 1`; beyond, the loss of a row whose
+/// `(1 - p_y)^gamma (-ln p_y)` is itself below the normal range keeps only the
+/// precision of that subnormal product.
 ///
 /// Special values: a NaN logit makes its row's loss and gradient NaN (other rows
 /// are untouched); a `+inf` logit takes all the probability (ties at `+inf` share
