@@ -583,7 +583,6 @@ mod seeds {
 /// gives a NaN loss (`nll` overflows to inf in f32, then `inf * 0`), where the
 /// exact loss is 0: finite input must give finite output (DESIGN §3).
 #[test]
-#[ignore = "bug: softmax loss NaN for a zero class weight times an nll above f32::MAX"]
 fn softmax_zero_weight_times_overflowing_nll_is_nan() {
     let case = SoftmaxCase {
         gamma: f(0x3f800000), /* 1e0 */
@@ -603,7 +602,6 @@ fn softmax_zero_weight_times_overflowing_nll_is_nan() {
 /// not +inf: the compensated f32 lane sum turns `inf - inf` into NaN (the sigmoid
 /// loss re-sums in f64 when the lane sum is not finite; the softmax loss does not).
 #[test]
-#[ignore = "bug: softmax reduced loss NaN instead of +inf when a row loss is +inf"]
 fn softmax_sum_with_an_infinite_row_loss_is_nan() {
     let case = SoftmaxCase {
         gamma: f(0x40000000), /* 2e0 */
@@ -758,7 +756,6 @@ fn softmax_huge_gap_negative_loss() {
 /// backend: the f32 lane sum overflows and is not re-summed in f64 (the sigmoid
 /// loss does that). Same root as `softmax_sum_with_an_infinite_row_loss_is_nan`.
 #[test]
-#[ignore = "bug: softmax Mean NaN when the row losses sum above f32::MAX"]
 fn softmax_mean_of_huge_row_losses_is_nan() {
     let case = SoftmaxCase {
         gamma: f(0x00000000),
@@ -779,7 +776,6 @@ fn softmax_mean_of_huge_row_losses_is_nan() {
 /// `Uniform(-0.0)` is in [0, 1]) and a label logit of -inf (nll = +inf): the loss is
 /// NaN for an input without NaN; it is 0 for every finite input, so the limit is 0.
 #[test]
-#[ignore = "bug: softmax loss NaN for a zero weight and an infinite nll"]
 fn softmax_negative_zero_weight_times_infinite_nll_is_nan() {
     let case = SoftmaxCase {
         gamma: f(0x40600000),                     /* 3.5e0 */
@@ -798,7 +794,6 @@ fn softmax_negative_zero_weight_times_infinite_nll_is_nan() {
 /// `q^gamma * (nll * alpha)`, and `nll * alpha = 1.386 * 3e38` overflows although the
 /// loss, 2.34e38, is a finite f32: +inf for finite input.
 #[test]
-#[ignore = "bug: softmax loss overflows in nll * alpha although the loss is finite"]
 fn softmax_huge_weight_overflows_an_intermediate() {
     let case = SoftmaxCase {
         gamma: f(0x40000000), /* 2e0 */
@@ -816,7 +811,6 @@ fn softmax_huge_weight_overflows_an_intermediate() {
 /// to 0 where the reference is a normal f32 (4.25e-22; DESIGN §3: never flushed): a
 /// tiny factor underflows before it meets the label's large weight (1e30).
 #[test]
-#[ignore = "bug: softmax gradient flushed to 0 where the reference is a normal f32 (huge class weight)"]
 fn softmax_gradient_flushed_before_the_weight() {
     let case = SoftmaxCase {
         gamma: f(0x40898966), /* 4.2980223e0 */
@@ -844,7 +838,6 @@ fn softmax_gradient_flushed_before_the_weight() {
 /// 0 (q = 0.746, q^gamma = 0): `e^(gamma ln q)` with `ln q` in hi + lo lets the
 /// product's residual through.
 #[test]
-#[ignore = "bug: softmax loss negative (and gradient non-zero) for a huge gamma"]
 fn softmax_huge_gamma_negative_loss() {
     let case = SoftmaxCase {
         gamma: f(0x5d966666), /* 1.3546827e18 */
