@@ -587,24 +587,31 @@ fn wide_scale_pass<V: SimdF32>(z: &[f32], g: &mut [f32], m: f32, coef: f32) {
     let len = z.len().min(g.len());
     let ms = V::splat(m);
     let cv = V::splat(coef);
-    let one_pass = |zv: V| {
+    // A function, not a closure: a closure was compiled out of line, without the
+    // entry point's target features (scripts/check-asm.sh caught it).
+    #[inline(always)]
+    fn one_pass<V: SimdF32>(zv: V, ms: V, cv: V) -> V {
         let (d, dl) = shifted(zv, ms);
         let far = d.lt(V::splat(-200.0));
         let (h, l, k) = exp_reduced(V::splat(-200.0).max(d), V::select(far, V::splat(0.0), dl));
         scaled_exp(h, l, k, cv)
-    };
+    }
     let mut j = 0;
     while j + V::LANES <= len {
         // SAFETY: LANES values from j are in bounds of z and g.
-        unsafe { one_pass(V::load(z.as_ptr().add(j))).store(g.as_mut_ptr().add(j)) };
+        unsafe { one_pass(V::load(z.as_ptr().add(j)), ms, cv).store(g.as_mut_ptr().add(j)) };
         j += V::LANES;
     }
     if j < len {
         let rest = len - j;
         // SAFETY: rest < LANES values from j are in bounds of z and g.
         unsafe {
-            one_pass(V::load_partial(z.as_ptr().add(j), rest, f32::NEG_INFINITY))
-                .store_partial(g.as_mut_ptr().add(j), rest)
+            one_pass(
+                V::load_partial(z.as_ptr().add(j), rest, f32::NEG_INFINITY),
+                ms,
+                cv,
+            )
+            .store_partial(g.as_mut_ptr().add(j), rest)
         };
     }
 }
