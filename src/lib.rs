@@ -53,6 +53,8 @@
 extern crate std;
 
 mod arch;
+#[cfg(feature = "capi")]
+pub mod capi;
 mod dispatch;
 mod params;
 mod scalar;

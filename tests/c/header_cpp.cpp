@@ -1,5 +1,5 @@
-// The header compiles as C++ (capi/check.sh: g++ -Wall -Wextra -Werror -pedantic) and
-// its functions have C linkage there.
+// The header compiles as C++ (scripts/capi-check.sh: g++ -Wall -Wextra -Werror
+// -pedantic) and its functions have C linkage there.
 #include "focal.h"
 
 static_assert(FOCAL_OK == 0, "FOCAL_OK is 0");

@@ -1,6 +1,6 @@
 /* The C ABI of focal, checked from C: known answers (tests/c/known_answers.h) for
  * every slice function, pinned to each backend this CPU has, and every status code.
- * Built by capi/check.sh with gcc -Wall -Wextra -Werror against libfocal.a.
+ * Built by scripts/capi-check.sh with gcc -Wall -Wextra -Werror against libfocal.a.
  * Prints one line per group and "N passed, N failed"; exits 1 if anything failed. */
 #include <math.h>
 #include <stddef.h>
