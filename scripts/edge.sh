@@ -123,19 +123,11 @@ step_wasm() {
   # Portable is wide's simd128 code there, and the only vector backend.
   run env "${wasi[@]}" FOCAL_EXPECT_BACKEND=portable \
     cargo test --target "$WASI" --test dispatch -- --nocapture
-  # Every test target but those in WASM_SKIP (space-separated names of tests/*.rs),
-  # which do not build for a 32-bit target.
-  local skip=" ${WASM_SKIP-fuzz_regressions} " f name tests=(--lib)
-  for f in tests/*.rs; do
-    name=$(basename "$f" .rs)
-    if [[ "$skip" == *" $name "* ]]; then
-      echo "skipped on wasm32: tests/$name.rs (WASM_SKIP)"
-    else
-      tests+=(--test "$name")
-    fi
-  done
+  # Every test target (--tests: the library's unit tests and tests/*.rs, the fuzz
+  # regressions and corpus replay included; they read fuzz/corpus/ through the
+  # runner's preopened "/").
   run env "${wasi[@]}" FOCAL_EXPECT_BACKEND=portable FOCAL_SWEEP=quick \
-    cargo test --target "$WASI" "${tests[@]}"
+    cargo test --target "$WASI" --tests
   run env "${wasi[@]}" cargo test --target "$WASI" --doc
   # wasm32-unknown-unknown: the library (std and no_std), with and without simd128.
   run cargo build --target "$WASM" --no-default-features
