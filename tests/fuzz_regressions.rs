@@ -934,8 +934,11 @@ fn sigmoid_snippet_subnormal_target_gradient() {
 /// backend. Bug: with a subnormal uniform class weight (3.95e-42) the gradient of a
 /// subnormal result is 21 units of 2^-149 off (the bound is 8): the weight is applied
 /// after a product that already lost bits in the subnormal range.
+/// Cause: the label's entry was `-coef S_o` with `coef = q^gamma omw / S * alpha`
+/// already subnormal (about 50 units of 2^-149 here) and S_o = 55 multiplying its
+/// rounding. Fixed in `row_terms` (src/simd/softmax.rs): the label's entry is
+/// `-(q^gamma omw / S) S_o` first, times `alpha * scale` last.
 #[test]
-#[ignore = "bug: softmax gradient 21 ULP (absolute, subnormal) off for a subnormal class weight"]
 fn softmax_subnormal_class_weight_gradient() {
     let case = SoftmaxCase {
         gamma: f(0x00000000), /* 0e0 */

@@ -287,9 +287,20 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
     // omw / S <= 1 + gamma first, the weight and scale after: no intermediate
     // overflow for a huge weight; q^gamma = 0 gives 0 whatever the factor.
     let f0 = div_by(omw, s_hi, inv_s);
-    let f = f0.mul_add(-(s_lo * inv_s), f0) * ga;
-    let coef = V::select(qg.eq(zero), zero, qg * f);
+    let f0 = f0.mul_add(-(s_lo * inv_s), f0);
+    let coef = V::select(qg.eq(zero), zero, qg * (f0 * ga));
     let grad_y = -coef.mul_add(r.so_hi, coef * r.so_lo);
+    // A subnormal coef (a tiny weight or scale) keeps only a few bits, and S_o (up
+    // to C - 1) would multiply its rounding (21 units of 2^-149 at C = 56): there
+    // the label's entry -q^gamma (omw / S) S_o is formed first and the weight and
+    // scale applied last (q^gamma omw S_o / S <= 1 + gamma / e: no overflow).
+    let tiny_coef = coef.abs().lt(V::splat(f32::MIN_POSITIVE));
+    let grad_y = if V::bitmask(tiny_coef) != 0 {
+        let gy = V::select(qg.eq(zero), zero, qg * f0);
+        V::select(tiny_coef, -(gy.mul_add(r.so_hi, gy * r.so_lo) * ga), grad_y)
+    } else {
+        grad_y
+    };
 
     RowTerms {
         loss: V::select(r.active, loss, zero),
