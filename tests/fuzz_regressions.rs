@@ -1048,3 +1048,30 @@ fn softmax_subnormal_class_weight_gradient() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by sigmoid_differential (4-minute run after 6615741), on every backend; a
+/// bug of the oracle, not of the kernels. Torchvision soft target t = 2^-149 at
+/// x = 46.31 with gamma 2.35e21: `1 - q = p_t = 7.7e-21`, so
+/// `q^gamma = e^(gamma ln q) = e^-18` and the loss is 6.25e-7, as every backend
+/// computes (q in hi + lo keeps `p_t`). The f64 reference formed `q`, which rounds
+/// to 1 in f64, and `powf(1, gamma) = 1` gave 46.31. Fixed in
+/// tests/common/reference.rs: `q^gamma` from `ln_1p(-p_t)` where `q > 1/2`.
+#[test]
+fn sigmoid_reference_rounds_q_to_one_for_a_huge_gamma() {
+    let case = SigmoidCase {
+        gamma: f(0x62ff0200), /* 2.3520319e21 */
+        alpha: Alpha::Off,
+        soft: SoftTargets::Torchvision,
+        reduction: Reduction::Sum,
+        offsets: [15, 15, 15],
+        logits: fs(&[
+            0x00000004, 0x00002b40, 0x0000ff3f, 0x0501fec0, 0x01003e80, 0x80000066, 0x42393fff,
+            0x42394002, 0x42394002, 0x42393ffb, 0x42393ffb, 0x42396bd6, 0x42396bd6,
+        ]), /* [6e-45, 1.5515e-41, 9.1565e-41, 6.112341e-36, 2.3554729e-38, -1.43e-43, 46.312496, 46.312508, 46.312508, 46.31248, 46.31248, 46.35531, 46.35531] */
+        targets: fs(&[
+            0x00000000, 0x00000000, 0x00000000, 0x00000001, 0x00000001, 0x00000001, 0x00000001,
+            0x00000001, 0x00000001, 0x00000001, 0x00000000, 0x00000000, 0x00000000,
+        ]), /* [0.0, 0.0, 0.0, 1e-45, 1e-45, 1e-45, 1e-45, 1e-45, 1e-45, 1e-45, 0.0, 0.0, 0.0] */
+    };
+    must_pass(&case, case.check());
+}
