@@ -1075,3 +1075,40 @@ fn sigmoid_reference_rounds_q_to_one_for_a_huge_gamma() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (first minute of a 4-minute run after 83cd8d3), on
+/// every backend. Bug: a row of finite logits whose label sits more than f32::MAX
+/// below the max (z_y = -1.743e38, max 1.755e38: nll = 3.5e38) gives a loss of +inf
+/// where `alpha nll` (weight 0.25) is 8.74e37: `z_y - m` overflowed to -inf. Fixed by
+/// `shifted_label` (src/simd/softmax.rs), which keeps the difference as
+/// `-f32::MAX + lo`, and `row_terms` forming such a loss at half scale.
+#[test]
+fn softmax_label_more_than_max_below_the_max_gives_infinite_loss() {
+    let case = SoftmaxCase {
+        gamma: f(0x40000000),                                                  /* 2e0 */
+        alpha: Weighting::PerClass(fs(&[0x3e800000, 0x3f800000, 0x40000000])), /* [0.25, 1.0, 2.0] */
+        reduction: Reduction::Sum,
+        offsets: [1, 2, 3],
+        classes: 3,
+        logits: fs(&[
+            0x00214000, 0x00ff0000, 0x0000a802, 0xff032140, 0x30832140, 0x7f03ff00, 0x00000000,
+            0x00000000, 0x3f000000, 0xff800000, 0x00000040, 0x00000040,
+        ]), /* [3.05353e-39, 2.3418052e-38, 6.027e-41, -1.7430151e38, 9.540955e-10, 1.754529e38, 0.0, 0.0, 0.5, -inf, 9e-44, 9e-44] */
+        labels: vec![0, 0, 0, 0],
+    };
+    must_pass(&case, case.check());
+    // The same row with 12 classes (classes_in_lanes driver) and Mean.
+    let mut logits = vec![0.0f32; 12];
+    logits[0] = f(0xff032140);
+    logits[5] = f(0x7f03ff00);
+    let case = SoftmaxCase {
+        gamma: 0.5,
+        alpha: Weighting::Uniform(0.25),
+        reduction: Reduction::Mean,
+        offsets: [0, 0, 0],
+        classes: 12,
+        logits,
+        labels: vec![0],
+    };
+    must_pass(&case, case.check());
+}

@@ -272,6 +272,20 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
     // weight gives 0 also where nll is +inf (the limit), NaN stays NaN.
     let qn = V::select(qg.eq(zero), zero, qg * nll);
     let loss = V::select(V::and(r.alpha.eq(zero), qn.eq(qn)), zero, qn * r.alpha);
+    // nll above f32::MAX from finite logits (`shifted_label`: hi = -MAX, the rest
+    // in lo): q = 1 there, and alpha q^gamma nll is finite for a weight below 1.
+    // Half of nll is finite (at most MAX + ln C); doubling at the end is exact.
+    let inf = V::splat(f32::INFINITY);
+    let huge = V::and(nll.eq(inf), (-inf).lt(r.dy_hi));
+    let loss = if V::bitmask(huge) != 0 {
+        let half = V::splat(0.5);
+        let nll_half = (half * -r.dy_hi) + ((half * -r.dy_lo) + half * (lh + ll));
+        let big = (qg * nll_half) * r.alpha;
+        let big = V::select(V::and(r.alpha.eq(zero), qn.eq(qn)), zero, big + big);
+        V::select(huge, big, loss)
+    } else {
+        loss
+    };
 
     // 1 + gamma (e_y / S_o) nll (>= 1); the ratio is 1 for S_o -> 0 (limit: y is
     // the max, nll = ln(1 + S_o)), and nll is clamped so that e_y = 0 with nll = inf
@@ -324,6 +338,21 @@ fn div_by<V: SimdF32>(x: V, d: V, inv: V) -> V {
 pub(super) fn shifted<V: SimdF32>(z: V, m: V) -> (V, V) {
     let (d, err) = two_sum(z, -m);
     (V::select(z.eq(m), V::splat(0.0), d), finite_or_zero(err))
+}
+
+/// [`shifted`] for the label's `z_y - m`, which also feeds `nll`: where the
+/// difference of two finite logits overflows (`z_y = -1.7e38` below a max of
+/// `1.75e38`), `hi = -f32::MAX` and `lo = (z_y + MAX) - m`, so that `hi + lo` keeps
+/// the difference (to a rounding) instead of `-inf`: the loss `alpha q^gamma nll`
+/// is finite when `alpha q^gamma < 1` ([`row_terms`] forms it at half scale there).
+/// `lo` is then not small, but every exp drops `lo` below `hi = -104`.
+#[inline(always)]
+pub(super) fn shifted_label<V: SimdF32>(z: V, m: V) -> (V, V) {
+    let (d, dl) = shifted(z, m);
+    let inf = V::splat(f32::INFINITY);
+    let max = V::splat(f32::MAX);
+    let over = V::and(d.eq(-inf), V::and((-inf).lt(z), m.lt(inf)));
+    (V::select(over, -max, d), V::select(over, (z + max) - m, dl))
 }
 
 /// Compensated (Kahan) sum of the row losses kept per lane, moved into an f64 total
