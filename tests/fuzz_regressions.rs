@@ -1146,3 +1146,22 @@ fn softmax_underflowed_so_with_huge_weight_flushes_to_zero() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by sigmoid_differential in `.ci/run fuzz`'s 60-second run, on every
+/// backend. Bug: torchvision soft target t = 0.0078 at x = -1.7e38, gamma 7.94: the
+/// loss (2.49e19) came out +inf. `q^gamma = 2e-17 < 2^-55` is carried as
+/// `q^gamma 2^64`, and that times BCE = 1.3e36 overflowed before the `2^-64`.
+/// Fixed by taking the 2^-64 off BCE first where BCE >= 1.
+#[test]
+fn sigmoid_scaled_power_times_huge_bce_overflows() {
+    let case = SigmoidCase {
+        gamma: f(0x40fdf83f),                  /* 7.9365535e0 */
+        alpha: Alpha::Balanced(f(0x00600000)), /* 8.816208e-39 */
+        soft: SoftTargets::Torchvision,
+        reduction: Reduction::Sum,
+        offsets: [0, 4, 2],
+        logits: fs(&[0x00000000, 0xff000100]), /* [0.0, -1.7014638e38] */
+        targets: fs(&[0x3bffffff, 0x3bffffff]), /* [0.0078124995, 0.0078124995] */
+    };
+    must_pass(&case, case.check());
+}

@@ -335,7 +335,14 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         let (qg, shift) = pow_soft::<V, G>(q, q_lo, sp);
         // The general kind returns q^g scaled by 2^shift where q^g < 2^-55, so
         // that a tiny q^g times a huge BCE is not flushed; one rounding at the end.
-        let fl = qg.mul_add(bce, qg * bce_lo).ldexp(-shift);
+        // With BCE >= 1 the scale comes off BCE first (exact: BCE 2^-64 stays
+        // normal), or 2^64 q^g BCE could overflow where the loss does not
+        // (q^g = 2e-17 at t = 0.0078, gamma 7.9, times BCE = 1.3e36 at x = -1.7e38).
+        let big_bce = sp.one.le(bce);
+        let bce_s = V::select(big_bce, bce.ldexp(-shift), bce);
+        let bce_lo_s = V::select(big_bce, bce_lo.ldexp(-shift), bce_lo);
+        let fl = qg.mul_add(bce_s, qg * bce_lo_s);
+        let fl = V::select(big_bce, fl, fl.ldexp(-shift));
         let qg = qg.ldexp(-shift);
         // Where q^g itself underflows (tiny t at a huge |x|) while BCE is huge, form
         // the product in the log domain: e^(g ln q + ln BCE), both logs in hi + lo.
