@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Fuzzing step of CI (.ci/run calls it): builds every cargo-fuzz target, replays the
 # committed corpus (fuzz/corpus/<target>, -runs=0), then fuzzes each target for
-# FUZZ_SECONDS (default 30) starting from that corpus. Any finding (panic of an
+# FUZZ_SECONDS (default 60) starting from that corpus, one job (no -fork), one
+# target after another. Any finding (panic of an
 # oracle, AddressSanitizer report, timeout, OOM) fails the step; the log then shows
 # the reproducer's path and the case as Rust source (`cargo fuzz fmt`), ready to
 # paste into tests/fuzz_regressions.rs.
 #
 # Usage: scripts/fuzz-ci.sh [TARGET...]      (default: every target)
-# Env:   FUZZ_SECONDS  seconds of fuzzing per target (default 30; 0: replay only)
+# Env:   FUZZ_SECONDS  seconds of fuzzing per target (default 60; 0: replay only)
 #        FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (10)
 #
 # Needs nightly (AddressSanitizer); installs cargo-fuzz if it is missing. The grown
@@ -16,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 

@@ -875,8 +875,14 @@ fn sigmoid_zero_alpha_hides_a_nan_logit() {
 /// 8, but finite input must give finite output) loss and gradient are NaN where
 /// both are 0 (q^gamma underflows). A second input (gamma 2.5e35, x = 5.6e-9,
 /// t = 0.99925) gave NaN on Portable/AVX2/AVX-512 but not on Scalar.
+/// Cause: `q = 1 - e^-BCE` rounds to 1 for BCE > 17.3 and its `q_lo` held only
+/// BCE's tail, so `gamma ln q` was `gamma` times a garbage residual (here +inf,
+/// then `e^inf (1 + lo)` with a negative lo); without FMA, Dekker's split of a
+/// gamma above 2^115 overflowed into a NaN residual. Fixed in `src/simd/kernel.rs`:
+/// above BCE = ln 2, `q = 1 - e^-BCE` with its exact Fast2Sum residual (`e^-BCE`
+/// from `exp_nonpositive_parts`, hi + lo), and NaN residuals of `gamma ln q`
+/// dropped (the power is 0 there).
 #[test]
-#[ignore = "bug: sigmoid NaN for ExpNegBce soft targets with a huge gamma"]
 fn sigmoid_snippet_huge_gamma_is_nan() {
     let case = SigmoidCase {
         gamma: f(0x61726731),                  /* 2.7947174e20 */
@@ -905,8 +911,12 @@ fn sigmoid_snippet_huge_gamma_is_nan() {
 /// gradient is 3.34e-39 where the reference is 5.02e-39 (33% off, 1.2e6 times
 /// 2^-149; the bound is 8 ULP with that absolute floor), and the fused gradient
 /// (DivideBy(809.3)) 4.13e-42 instead of 6.20e-42.
+/// Cause: the gamma term's factor `BCE e^-BCE (p - t) / q` was formed as
+/// `(BCE e^-BCE) (p - t)` first: BCE ~ p - t ~ 2.2e-26 and their product (4.8e-52)
+/// underflowed to 0, dropping the gamma term (gamma / (1 + gamma) = 1/3 of the
+/// gradient). Fixed by dividing by q before multiplying by `p - t`
+/// (`BCE e^-BCE / q <= 1 + BCE/2` stays near 1).
 #[test]
-#[ignore = "bug: sigmoid snippet-form gradient 33% off for a subnormal soft target"]
 fn sigmoid_snippet_subnormal_target_gradient() {
     let case = SigmoidCase {
         gamma: f(0x3f000000), /* 0.5 */
@@ -924,8 +934,11 @@ fn sigmoid_snippet_subnormal_target_gradient() {
 /// backend. Bug: with a subnormal uniform class weight (3.95e-42) the gradient of a
 /// subnormal result is 21 units of 2^-149 off (the bound is 8): the weight is applied
 /// after a product that already lost bits in the subnormal range.
+/// Cause: the label's entry was `-coef S_o` with `coef = q^gamma omw / S * alpha`
+/// already subnormal (about 50 units of 2^-149 here) and S_o = 55 multiplying its
+/// rounding. Fixed in `row_terms` (src/simd/softmax.rs): the label's entry is
+/// `-(q^gamma omw / S) S_o` first, times `alpha * scale` last.
 #[test]
-#[ignore = "bug: softmax gradient 21 ULP (absolute, subnormal) off for a subnormal class weight"]
 fn softmax_subnormal_class_weight_gradient() {
     let case = SoftmaxCase {
         gamma: f(0x00000000), /* 0e0 */
@@ -1032,6 +1045,145 @@ fn softmax_subnormal_class_weight_gradient() {
             0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
         ]),
         labels: vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+    must_pass(&case, case.check());
+}
+
+/// Found by sigmoid_differential (4-minute run after 6615741), on every backend; a
+/// bug of the oracle, not of the kernels. Torchvision soft target t = 2^-149 at
+/// x = 46.31 with gamma 2.35e21: `1 - q = p_t = 7.7e-21`, so
+/// `q^gamma = e^(gamma ln q) = e^-18` and the loss is 6.25e-7, as every backend
+/// computes (q in hi + lo keeps `p_t`). The f64 reference formed `q`, which rounds
+/// to 1 in f64, and `powf(1, gamma) = 1` gave 46.31. Fixed in
+/// tests/common/reference.rs: `q^gamma` from `ln_1p(-p_t)` where `q > 1/2`.
+#[test]
+fn sigmoid_reference_rounds_q_to_one_for_a_huge_gamma() {
+    let case = SigmoidCase {
+        gamma: f(0x62ff0200), /* 2.3520319e21 */
+        alpha: Alpha::Off,
+        soft: SoftTargets::Torchvision,
+        reduction: Reduction::Sum,
+        offsets: [15, 15, 15],
+        logits: fs(&[
+            0x00000004, 0x00002b40, 0x0000ff3f, 0x0501fec0, 0x01003e80, 0x80000066, 0x42393fff,
+            0x42394002, 0x42394002, 0x42393ffb, 0x42393ffb, 0x42396bd6, 0x42396bd6,
+        ]), /* [6e-45, 1.5515e-41, 9.1565e-41, 6.112341e-36, 2.3554729e-38, -1.43e-43, 46.312496, 46.312508, 46.312508, 46.31248, 46.31248, 46.35531, 46.35531] */
+        targets: fs(&[
+            0x00000000, 0x00000000, 0x00000000, 0x00000001, 0x00000001, 0x00000001, 0x00000001,
+            0x00000001, 0x00000001, 0x00000001, 0x00000000, 0x00000000, 0x00000000,
+        ]), /* [0.0, 0.0, 0.0, 1e-45, 1e-45, 1e-45, 1e-45, 1e-45, 1e-45, 1e-45, 0.0, 0.0, 0.0] */
+    };
+    must_pass(&case, case.check());
+}
+
+/// Found by softmax_differential (first minute of a 4-minute run after 83cd8d3), on
+/// every backend. Bug: a row of finite logits whose label sits more than f32::MAX
+/// below the max (z_y = -1.743e38, max 1.755e38: nll = 3.5e38) gives a loss of +inf
+/// where `alpha nll` (weight 0.25) is 8.74e37: `z_y - m` overflowed to -inf. Fixed by
+/// `shifted_label` (src/simd/softmax.rs), which keeps the difference as
+/// `-f32::MAX + lo`, and `row_terms` forming such a loss at half scale.
+#[test]
+fn softmax_label_more_than_max_below_the_max_gives_infinite_loss() {
+    let case = SoftmaxCase {
+        gamma: f(0x40000000),                                                  /* 2e0 */
+        alpha: Weighting::PerClass(fs(&[0x3e800000, 0x3f800000, 0x40000000])), /* [0.25, 1.0, 2.0] */
+        reduction: Reduction::Sum,
+        offsets: [1, 2, 3],
+        classes: 3,
+        logits: fs(&[
+            0x00214000, 0x00ff0000, 0x0000a802, 0xff032140, 0x30832140, 0x7f03ff00, 0x00000000,
+            0x00000000, 0x3f000000, 0xff800000, 0x00000040, 0x00000040,
+        ]), /* [3.05353e-39, 2.3418052e-38, 6.027e-41, -1.7430151e38, 9.540955e-10, 1.754529e38, 0.0, 0.0, 0.5, -inf, 9e-44, 9e-44] */
+        labels: vec![0, 0, 0, 0],
+    };
+    must_pass(&case, case.check());
+    // The same row with 12 classes (classes_in_lanes driver) and Mean.
+    let mut logits = vec![0.0f32; 12];
+    logits[0] = f(0xff032140);
+    logits[5] = f(0x7f03ff00);
+    let case = SoftmaxCase {
+        gamma: 0.5,
+        alpha: Weighting::Uniform(0.25),
+        reduction: Reduction::Mean,
+        offsets: [0, 0, 0],
+        classes: 12,
+        logits,
+        labels: vec![0],
+    };
+    must_pass(&case, case.check());
+}
+
+/// Found by softmax_differential (after 805 executions of a 4-minute run after the
+/// commit above), on every backend. Bug: a row whose label is the max and whose
+/// other classes sit more than ~104 below it (z = (119.99, 9.3e-10): `S_o = e^-120
+/// = 7.7e-53`, below the f32 range), with a class weight of 1e30 and gamma 3e-39:
+/// the exact loss `alpha q^gamma nll = 1e30 * 7.7e-53 = 7.7e-23` and the gradient
+/// entries (-7.7e-23, +7.7e-23) are normal f32, all come out 0. `S_o` underflows to 0
+/// in f32, so `q = S_o / S = 0` and `q^gamma = 0` (the true `q^gamma` is ~1), which
+/// zeroes `coef` before `scaled_exp` lifts `e_1`; the loss is `alpha * 0`. (The docs
+/// exempt the loss's precision for weights above 1, "the precision of that
+/// subnormal product", but not the gradient: "probabilities below the f32 range
+/// still give their normal gradient entries".) The fix needs `S_o` (and so `ln q`,
+/// `nll`, the loss) in an extended exponent range, about 2^-277 for weights up to
+/// f32::MAX, in both drivers' wide-row paths (`rows_in_lanes` `big` branch,
+/// `classes_in_lanes::wide_rows`), with `row_terms` told the scale.
+#[test]
+#[ignore = "bug: softmax loss and gradient flushed to 0 for a huge weight when S_o underflows f32"]
+fn softmax_underflowed_so_with_huge_weight_flushes_to_zero() {
+    let case = SoftmaxCase {
+        gamma: f(0x00214000),                                      /* 3.05353e-39 */
+        alpha: Weighting::PerClass(fs(&[0x7149f2ca, 0x3f800000])), /* [1e30, 1.0] */
+        reduction: Reduction::Sum,
+        offsets: [15, 15, 3],
+        classes: 2,
+        logits: fs(&[
+            0xc28a5a5a, 0xc28a5a5a, 0xc28a5a5a, 0xc28a5a5a, 0xc28a5a5a, 0xc28a5a5a, 0x42efff46,
+            0x30800000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+            0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+            0x00000000, 0x00000000, 0x00000000,
+        ]), /* [-69.18, -69.18, -69.18, -69.18, -69.18, -69.18, 119.99, 9.3e-10, 0.0, ...] */
+        labels: vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+    must_pass(&case, case.check());
+}
+
+/// Found by softmax_differential in `.ci/run fuzz`'s 60-second run, on AVX2 and
+/// AVX-512 only: row 2 = (NaN, 0, 6.5e32), label 0: the gradient entry of class 1
+/// is 0 where Scalar (and the documentation: a NaN logit makes its row's gradient
+/// NaN) gives NaN.
+#[test]
+#[ignore = "bug: softmax gradient entry not NaN in a row with a NaN logit (AVX2/AVX-512)"]
+fn softmax_nan_row_gradient_entry_is_zero_on_avx() {
+    let case = SoftmaxCase {
+        gamma: f(0x40000000),                                                  /* 2e0 */
+        alpha: Weighting::PerClass(fs(&[0x3e800000, 0x3f800000, 0x40000000])), /* [0.25, 1.0, 2.0] */
+        reduction: Reduction::Sum,
+        offsets: [1, 2, 3],
+        classes: 3,
+        logits: fs(&[
+            0x7f800000, 0x00000000, 0x3f800000, 0xff800000, 0x00000000, 0x40400000, 0x7fc00008,
+            0x00000000, 0x76000000, 0x80000000, 0x30800100, 0x00080000,
+        ]), /* [inf, 0.0, 1.0, -inf, 0.0, 3.0, NaN, 0.0, 6.490371e32, -0.0, 9.31351e-10, 7.34684e-40] */
+        labels: vec![1, 2, 0, 0],
+    };
+    must_pass(&case, case.check());
+}
+
+/// Found by sigmoid_differential in `.ci/run fuzz`'s 60-second run, on every
+/// backend. Bug: torchvision soft target t = 0.0078 at x = -1.7e38, gamma 7.94: the
+/// loss (2.49e19) came out +inf. `q^gamma = 2e-17 < 2^-55` is carried as
+/// `q^gamma 2^64`, and that times BCE = 1.3e36 overflowed before the `2^-64`.
+/// Fixed by taking the 2^-64 off BCE first where BCE >= 1.
+#[test]
+fn sigmoid_scaled_power_times_huge_bce_overflows() {
+    let case = SigmoidCase {
+        gamma: f(0x40fdf83f),                  /* 7.9365535e0 */
+        alpha: Alpha::Balanced(f(0x00600000)), /* 8.816208e-39 */
+        soft: SoftTargets::Torchvision,
+        reduction: Reduction::Sum,
+        offsets: [0, 4, 2],
+        logits: fs(&[0x00000000, 0xff000100]), /* [0.0, -1.7014638e38] */
+        targets: fs(&[0x3bffffff, 0x3bffffff]), /* [0.0078124995, 0.0078124995] */
     };
     must_pass(&case, case.check());
 }

@@ -6,8 +6,8 @@
 //! targets before calling them.
 
 use super::math::{
-    exp_hilo, exp_nonpositive, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic, pos_part,
-    two_prod_err, two_sum, LN2_HI, LN2_LO,
+    exp_hilo, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic, pos_part, two_prod_err,
+    two_sum, LN2_HI, LN2_LO,
 };
 use super::{SimdF32, MAX_LANES};
 
@@ -186,6 +186,10 @@ fn pow_soft<V: SimdF32, const G: u32>(q: V, q_lo: V, sp: &Splats<V>) -> (V, V) {
     // 64 LN2_HI is exact (LN2_HI has 8 trailing zero bits); TwoSum keeps the rest.
     let (s, s_err2) = two_sum(s, shift * V::splat(LN2_HI));
     let lo = shift.mul_add(V::splat(LN2_LO), (a_lo + s_err) + s_err2);
+    // lo is NaN where gamma ln q overflowed (then e^-inf = 0 either way) or, without
+    // FMA, where Dekker's split of a gamma above 2^115 overflowed (gamma 2.5e35 gave
+    // NaN on Portable only); the exponent is then hugely negative and e^s is 0.
+    let lo = V::select(lo.eq(lo), lo, sp.zero);
     let r = exp_hilo(s, lo);
     (V::select(q.eq(sp.zero), sp.zero, r), shift)
 }
@@ -206,7 +210,9 @@ fn exp_product_of_powers<V: SimdF32>(q: V, q_lo: V, b: V, b_lo: V, g: V) -> V {
     // the hi sum too, so that e^hi (1 + lo) only sees rounding-sized lo.
     let (s, s_err) = two_sum(a, bh);
     let (s, s_err2) = two_sum(s, g.mul_add(ql, bl));
-    exp_hilo(s, (a_lo + s_err) + s_err2)
+    // NaN only from an overflowed product or split (a huge g): e^s is 0 there.
+    let lo = (a_lo + s_err) + s_err2;
+    exp_hilo(s, V::select(lo.eq(lo), lo, zero))
 }
 
 /// Loss and gradient (`d loss / d x`, times the reduction's scale) of one vector.
@@ -304,18 +310,39 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
             let dq = p * pm * t.mul_add(V::splat(-2.0), sp.one);
             (q, q_lo, bce_c * (dq / q))
         } else {
-            // q = 1 - exp(-BCE) by expm1; dq/dx = exp(-BCE) (p - t), and
-            // BCE exp(-BCE) <= 1/e stays finite.
-            let q = -expm1_nonpositive(-bce);
-            let ex = exp_nonpositive(-bce);
-            let r = (bce_c * ex) * pmt / q;
+            // q = 1 - exp(-BCE); dq/dx = exp(-BCE) (p - t), and BCE exp(-BCE) <= 1/e
+            // stays finite. e^-B in hi + lo (ex + ex_lo).
+            let (ex, ex_lo) = (-bce).exp_nonpositive_parts();
+            // Above B = ln 2 (e^-B < 1/2), 1 - e^-B has no cancellation and its
+            // rounding error is exact (Fast2Sum, 1 >= e^-B): q + q_lo keeps the
+            // distance to 1 that q alone rounds away (e^-B < 2^-25 gives q = 1).
+            // A huge gamma multiplies ln q ~ -e^-B, so that distance decides q^gamma
+            // (gamma 2.8e20 at B = 20.5 gave e^(gamma * 0 + garbage) = NaN). Below
+            // ln 2, expm1 avoids the cancellation and q is far from 1.
+            let near_one = ex.lt(V::splat(0.5));
+            let q_sub = sp.one - ex;
+            let q_sub_lo = ((sp.one - q_sub) - ex) - ex_lo;
+            let q = V::select(near_one, q_sub, -expm1_nonpositive(-bce));
             // d(1 - e^-B)/dB = e^-B: the tail of BCE moves q by e^-B bce_lo.
-            (q, ex * bce_lo, V::select(sp.zero.lt(q), r, sp.zero))
+            let q_lo = V::select(near_one, q_sub_lo, sp.zero) + ex * bce_lo;
+            // BCE e^-B / q is at most max(1 + B/2, B e^-B / (1 - e^-B)): form it
+            // before meeting p - t, whose product with a tiny BCE (tiny soft t at a
+            // large |x|: BCE ~ p - t ~ 1e-26) would underflow to 0 and drop the
+            // gamma term of the gradient (a third of it at gamma 0.5).
+            let r = ((bce_c * ex) / q) * pmt;
+            (q, q_lo, V::select(sp.zero.lt(q), r, sp.zero))
         };
         let (qg, shift) = pow_soft::<V, G>(q, q_lo, sp);
         // The general kind returns q^g scaled by 2^shift where q^g < 2^-55, so
         // that a tiny q^g times a huge BCE is not flushed; one rounding at the end.
-        let fl = qg.mul_add(bce, qg * bce_lo).ldexp(-shift);
+        // With BCE >= 1 the scale comes off BCE first (exact: BCE 2^-64 stays
+        // normal), or 2^64 q^g BCE could overflow where the loss does not
+        // (q^g = 2e-17 at t = 0.0078, gamma 7.9, times BCE = 1.3e36 at x = -1.7e38).
+        let big_bce = sp.one.le(bce);
+        let bce_s = V::select(big_bce, bce.ldexp(-shift), bce);
+        let bce_lo_s = V::select(big_bce, bce_lo.ldexp(-shift), bce_lo);
+        let fl = qg.mul_add(bce_s, qg * bce_lo_s);
+        let fl = V::select(big_bce, fl, fl.ldexp(-shift));
         let qg = qg.ldexp(-shift);
         // Where q^g itself underflows (tiny t at a huge |x|) while BCE is huge, form
         // the product in the log domain: e^(g ln q + ln BCE), both logs in hi + lo.

@@ -56,12 +56,6 @@ pub(crate) fn exp<V: SimdF32>(x: V) -> V {
     exp_clamped(V::splat(89.0).min(V::splat(-104.0).max(x)))
 }
 
-/// `e^x` for `x <= 0` (or NaN): [`exp`] without the upper clamp.
-#[inline(always)]
-pub(crate) fn exp_nonpositive<V: SimdF32>(x: V) -> V {
-    exp_clamped(V::splat(-104.0).max(x))
-}
-
 /// The body of [`exp`] for `x` in `[-104, 89]` or NaN.
 #[inline(always)]
 fn exp_clamped<V: SimdF32>(x: V) -> V {

@@ -272,6 +272,20 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
     // weight gives 0 also where nll is +inf (the limit), NaN stays NaN.
     let qn = V::select(qg.eq(zero), zero, qg * nll);
     let loss = V::select(V::and(r.alpha.eq(zero), qn.eq(qn)), zero, qn * r.alpha);
+    // nll above f32::MAX from finite logits (`shifted_label`: hi = -MAX, the rest
+    // in lo): q = 1 there, and alpha q^gamma nll is finite for a weight below 1.
+    // Half of nll is finite (at most MAX + ln C); doubling at the end is exact.
+    let inf = V::splat(f32::INFINITY);
+    let huge = V::and(nll.eq(inf), (-inf).lt(r.dy_hi));
+    let loss = if V::bitmask(huge) != 0 {
+        let half = V::splat(0.5);
+        let nll_half = (half * -r.dy_hi) + ((half * -r.dy_lo) + half * (lh + ll));
+        let big = (qg * nll_half) * r.alpha;
+        let big = V::select(V::and(r.alpha.eq(zero), qn.eq(qn)), zero, big + big);
+        V::select(huge, big, loss)
+    } else {
+        loss
+    };
 
     // 1 + gamma (e_y / S_o) nll (>= 1); the ratio is 1 for S_o -> 0 (limit: y is
     // the max, nll = ln(1 + S_o)), and nll is clamped so that e_y = 0 with nll = inf
@@ -287,9 +301,20 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
     // omw / S <= 1 + gamma first, the weight and scale after: no intermediate
     // overflow for a huge weight; q^gamma = 0 gives 0 whatever the factor.
     let f0 = div_by(omw, s_hi, inv_s);
-    let f = f0.mul_add(-(s_lo * inv_s), f0) * ga;
-    let coef = V::select(qg.eq(zero), zero, qg * f);
+    let f0 = f0.mul_add(-(s_lo * inv_s), f0);
+    let coef = V::select(qg.eq(zero), zero, qg * (f0 * ga));
     let grad_y = -coef.mul_add(r.so_hi, coef * r.so_lo);
+    // A subnormal coef (a tiny weight or scale) keeps only a few bits, and S_o (up
+    // to C - 1) would multiply its rounding (21 units of 2^-149 at C = 56): there
+    // the label's entry -q^gamma (omw / S) S_o is formed first and the weight and
+    // scale applied last (q^gamma omw S_o / S <= 1 + gamma / e: no overflow).
+    let tiny_coef = coef.abs().lt(V::splat(f32::MIN_POSITIVE));
+    let grad_y = if V::bitmask(tiny_coef) != 0 {
+        let gy = V::select(qg.eq(zero), zero, qg * f0);
+        V::select(tiny_coef, -(gy.mul_add(r.so_hi, gy * r.so_lo) * ga), grad_y)
+    } else {
+        grad_y
+    };
 
     RowTerms {
         loss: V::select(r.active, loss, zero),
@@ -313,6 +338,21 @@ fn div_by<V: SimdF32>(x: V, d: V, inv: V) -> V {
 pub(super) fn shifted<V: SimdF32>(z: V, m: V) -> (V, V) {
     let (d, err) = two_sum(z, -m);
     (V::select(z.eq(m), V::splat(0.0), d), finite_or_zero(err))
+}
+
+/// [`shifted`] for the label's `z_y - m`, which also feeds `nll`: where the
+/// difference of two finite logits overflows (`z_y = -1.7e38` below a max of
+/// `1.75e38`), `hi = -f32::MAX` and `lo = (z_y + MAX) - m`, so that `hi + lo` keeps
+/// the difference (to a rounding) instead of `-inf`: the loss `alpha q^gamma nll`
+/// is finite when `alpha q^gamma < 1` ([`row_terms`] forms it at half scale there).
+/// `lo` is then not small, but every exp drops `lo` below `hi = -104`.
+#[inline(always)]
+pub(super) fn shifted_label<V: SimdF32>(z: V, m: V) -> (V, V) {
+    let (d, dl) = shifted(z, m);
+    let inf = V::splat(f32::INFINITY);
+    let max = V::splat(f32::MAX);
+    let over = V::and(d.eq(-inf), V::and((-inf).lt(z), m.lt(inf)));
+    (V::select(over, -max, d), V::select(over, (z + max) - m, dl))
 }
 
 /// Compensated (Kahan) sum of the row losses kept per lane, moved into an f64 total

@@ -31,10 +31,14 @@
 //!   sigmoid(x) (1-t)` and `BCE = t softplus(-x) + (1-t) softplus(x)` are sums of
 //!   non-negative terms; `1 - t` and `1 - 2t` are exact or one rounding (`t` is an
 //!   `f32`); `q >= min(t, 1-t) > 0`, so `q^gamma = powf(q, gamma)` has relative error
-//!   about `gamma * 5 * 2^-53`.
+//!   about `gamma * 5 * 2^-53`. Above `q = 1/2`, `q^gamma = exp(gamma ln_1p(-p_t))`
+//!   from `p_t` itself (also a sum of non-negative terms): `q` rounded to `f64` loses
+//!   `p_t` below 2^-53, which a huge gamma (no bound documented, loose check) turns
+//!   into an error of `gamma p_t` in the exponent.
 //! - Soft targets, snippet (`p_t = exp(-BCE)`): `q = -exp_m1(-BCE)`; `exp_m1` at `-B`
 //!   has condition number `B e^-B / (1 - e^-B) <= 1`, so `q` keeps BCE's ~5 ULP, and
 //!   `q >= 1 - exp(-H(t)) > 0` (`H` the binary entropy: BCE is at least `H(t)`).
+//!   `q^gamma` as for torchvision, from `1 - q = exp(-BCE)` above 1/2.
 //!
 //! The one real cancellation is the soft-target gradient, which crosses zero near the
 //! minimum of the loss:
@@ -209,11 +213,29 @@ fn soft_parts(x: f64, t: f64) -> SoftParts {
     }
 }
 
+/// `q^gamma` for `q` in `[0, 1]` given also `1 - q` (computed without
+/// cancellation): `e^(gamma ln q)` with `ln q = ln_1p(-(1 - q))` where `q > 1/2`.
+/// `q.powf(gamma)` is not enough for a huge gamma: `q` within 2^-53 of 1 rounds to
+/// 1 in `f64` (`1 - q = 7.7e-21` at x = 46.3, t = 2^-149), and `(1 - 7.7e-21)^gamma`
+/// is `e^-18` for gamma 2.35e21, not 1. The exponent's relative error stays a few
+/// `f64` ULP, and it only matters while it is below ~104.
+fn pow_from_complement(q: f64, omq: f64, gamma: f64) -> f64 {
+    if gamma == 0.0 {
+        return 1.0;
+    }
+    if q > 0.5 {
+        (gamma * (-omq).ln_1p()).exp()
+    } else {
+        q.powf(gamma)
+    }
+}
+
 /// torchvision's `p_t = p t + (1-p)(1-t)`, any `t` in `[0, 1]`, finite `x`.
 pub fn soft_torchvision(x: f64, t: f64, gamma: f64, a_t: f64) -> Point {
     let SoftParts { p, pm, bce } = soft_parts(x, t);
     let q = pm * t + p * (1.0 - t);
-    let qg = q.powf(gamma);
+    // 1 - q = p t + (1-p) (1-t), non-negative terms: ln q from it where q > 1/2.
+    let qg = pow_from_complement(q, p * t + pm * (1.0 - t), gamma);
     let dq = p * pm * (1.0 - 2.0 * t);
     // gamma q^(gamma-1) dq BCE, written without a negative power of q (q may be 0 for
     // hard t, where dq is 0 too).
@@ -235,8 +257,8 @@ pub fn soft_torchvision(x: f64, t: f64, gamma: f64, a_t: f64) -> Point {
 pub fn soft_snippet(x: f64, t: f64, gamma: f64, a_t: f64) -> Point {
     let SoftParts { p, bce, .. } = soft_parts(x, t);
     let q = -(-bce).exp_m1();
-    let qg = q.powf(gamma);
     let ex = (-bce).exp();
+    let qg = pow_from_complement(q, ex, gamma);
     // d q / dx = e^-BCE (p - t); the factor multiplying (p - t):
     let factor = if gamma == 0.0 || q == 0.0 {
         qg
@@ -269,8 +291,8 @@ fn limit(x: f64, t: f64, gamma: f64, a_t: f64, soft: SoftTargets) -> Point {
         let grad = match soft {
             // q -> (1-p) t + p (1-t).
             SoftTargets::Torchvision => {
-                let q = if x > 0.0 { 1.0 - t } else { t };
-                a_t * q.powf(gamma) * (p - t)
+                let (q, omq) = if x > 0.0 { (1.0 - t, t) } else { (t, 1.0 - t) };
+                a_t * pow_from_complement(q, omq, gamma) * (p - t)
             }
             // BCE -> inf, q -> 1, and gamma q^gamma BCE e^-BCE / q -> 0.
             SoftTargets::ExpNegBce => a_t * (p - t),

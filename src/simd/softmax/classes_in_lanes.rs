@@ -10,7 +10,9 @@
 //! gradient, so the parked rows are still in L1 when scaled. The only buffers are
 //! the gradient rows and a few `LANES`-wide arrays of per-row sums.
 
-use super::{iota, row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums};
+use super::{
+    iota, row_terms, shifted, shifted_label, store_first, Call, Consts, LossSum, Mode, RowSums,
+};
 use crate::simd::softmax::math::{exp_parts, exp_parts_wide, exp_reduced, scaled_exp, two_sum};
 use crate::simd::{SimdF32, MAX_LANES};
 
@@ -206,7 +208,7 @@ fn wide_rows<V: SimdF32>(
         let total = s.reduce_add_f64() + e_lo.reduce_add_f64();
         let so_hi = total as f32;
         let so_lo = (total - f64::from(so_hi)) as f32;
-        let (d, dl) = shifted(z.get(y).copied().unwrap_or(0.0), m);
+        let (d, dl) = shifted_label(z.get(y).copied().unwrap_or(0.0), m);
         let sums = RowSums {
             dy_hi: V::splat(d),
             dy_lo: V::splat(dl),
@@ -314,7 +316,7 @@ fn sum_row<V: SimdF32>(
             (false, false, _) => exp_pass::<V, false, false, DIFF_WIDE>(row, next, dst, m, y),
         }
     };
-    let (d, dl) = shifted(row.get(y).copied().unwrap_or(0.0), m);
+    let (d, dl) = shifted_label(row.get(y).copied().unwrap_or(0.0), m);
     if let (Some(dh), Some(dlo), Some(sh), Some(sl), Some(a), Some(act)) = (
         b.dy_hi.get_mut(i),
         b.dy_lo.get_mut(i),

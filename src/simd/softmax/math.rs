@@ -115,7 +115,8 @@ pub(crate) fn scaled_exp<V: SimdF32>(h: V, l: V, k: V, coef: V) -> V {
 
 /// [`exp_parts`] for any `hi + lo` with `hi <= 0` (or NaN, or `-inf` with `lo = 0`)
 /// and `|lo| <= ulp(hi)`: `lo` is dropped where `hi < -104` (the result is 0 there,
-/// and a `lo` of the size of `hi`'s ULP, up to 2^103, must not move it).
+/// and a `lo` of the size of `hi`'s ULP, up to 2^103, must not move it; so is the
+/// large `lo` of `shifted_label`'s `hi = -f32::MAX`).
 #[inline(always)]
 pub(crate) fn exp_parts_wide<V: SimdF32>(hi: V, lo: V) -> (V, V) {
     exp_parts(hi, V::select(hi.lt(V::splat(-104.0)), V::splat(0.0), lo))

@@ -7,7 +7,8 @@
 //! (`SimdF32::store_rows`). `exp` runs once per logit.
 
 use super::{
-    row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums, RowTerms, Weights,
+    row_terms, shifted, shifted_label, store_first, Call, Consts, LossSum, Mode, RowSums, RowTerms,
+    Weights,
 };
 use crate::simd::softmax::math::{exp_parts, exp_parts_wide, exp_reduced, scaled_exp, two_sum};
 use crate::simd::SimdF32;
@@ -197,7 +198,9 @@ fn exp_and_sum<V: SimdF32, const NARROW: bool>(
             let (e, el) = exp_parts(d, dl);
             (d, dl, e, el)
         } else {
-            let (d, dl) = shifted(v[j], m);
+            // (The label's form for every class: its hi is below -104 where it
+            // differs from `shifted`, so the exp is the same.)
+            let (d, dl) = shifted_label(v[j], m);
             let (e, el) = exp_parts_wide(d, dl);
             (d, dl, e, el)
         };
