@@ -98,7 +98,9 @@ pub(crate) fn exp_reduced<V: SimdF32>(x: V, lo: V) -> (V, V, V) {
 /// (or 0) `coef`, with one rounding into the subnormal range: the exponents of
 /// `coef` and `2^k` are added before anything is scaled, so an exp far below the
 /// f32 range still gives a normal product when `coef` is large. 0 where the
-/// result is below 2^-150 or `coef` is 0.
+/// result is below 2^-150 or `coef` is 0; NaN where `coef` is NaN (a NaN logit in
+/// the row: the exponent field of NaN would otherwise count as a huge `kc` and the
+/// product as underflowed).
 #[inline(always)]
 pub(crate) fn scaled_exp<V: SimdF32>(h: V, l: V, k: V, coef: V) -> V {
     let zero = V::splat(0.0);
@@ -110,7 +112,8 @@ pub(crate) fn scaled_exp<V: SimdF32>(h: V, l: V, k: V, coef: V) -> V {
     // the last exponent that can still round up to 2^-149.
     let x = l.mul_add(cm, h * cm) * V::splat(0.5);
     let r = x.ldexp(V::splat(-150.0).max(kk + V::splat(1.0)));
-    V::select(V::or(kk.lt(V::splat(-151.0)), coef.le(zero)), zero, r)
+    let r = V::select(V::or(kk.lt(V::splat(-151.0)), coef.le(zero)), zero, r);
+    V::select(coef.eq(coef), r, coef)
 }
 
 /// [`exp_parts`] for any `hi + lo` with `hi <= 0` (or NaN, or `-inf` with `lo = 0`)
