@@ -11,8 +11,9 @@
 #   - AVX2:    ymm registers, the same vfmadd, and nothing AVX-512 (no
 #              zmm, no mask registers, no ymm16-31: the entry must run on AVX2 CPUs);
 #   - no `call` / tail `jmp` to another function, except memcpy-like and panic
-#     helpers, which are reported as warnings (a call to a kernel or math function
-#     means the kernel was not inlined and runs without the entry's features).
+#     helpers and the softmax's cold scalar f64 row path (`exact_row::exact_rows`),
+#     which are reported as warnings (a call to a kernel or math function means
+#     the kernel was not inlined and runs without the entry's features).
 # It also prints, per entry, the loops (backward branches) with their instruction,
 # vfmadd, division and stack-access counts, so a regression in the hot loop shows.
 # The portable and scalar entries are reported for information only.
@@ -109,6 +110,7 @@ analyse() {
         sub(/^\*/, "", target); sub(/@GOTPCREL\(%rip\)/, "", target); sub(/@PLT$/, "", target)
         ncall++; call_block[ncall] = nb; call_kind[ncall] = kind; call_target[ncall] = target
         if (target ~ /^(memcpy|memmove|memset|memcmp|bcmp)( |$)/) call_class[ncall] = "warn"
+        else if (target ~ /exact_row/) call_class[ncall] = "warn"
         else if (target ~ /panic|unwrap_failed|expect_failed|slice_index|slice_end_index|slice_start_index|index_len_fail|abort/) call_class[ncall] = "warn"
         else call_class[ncall] = "bad"
         if (call_class[ncall] == "warn") warn++; else bad++

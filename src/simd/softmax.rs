@@ -32,6 +32,7 @@
 //! live.
 
 mod classes_in_lanes;
+mod exact_row;
 mod math;
 mod rows_in_lanes;
 
@@ -413,6 +414,36 @@ impl<V: SimdF32> LossSum<V> {
         self.flush();
         self.total
     }
+}
+
+/// The lanes (bits) of a group of rows starting at `r0` that the f32 formulas
+/// cannot represent (`exact_row`'s module doc): active, `alpha_y * scale > 1`, and
+/// `S_o` below the normal f32 range.
+#[inline(always)]
+pub(super) fn exact_lanes<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> u32 {
+    let big = V::splat(1.0).lt(r.alpha * k.scale_hi);
+    let tiny = r.so_hi.lt(V::splat(exact_row::EXACT_BELOW));
+    V::bitmask(V::and(r.active, V::and(big, tiny)))
+}
+
+/// `loss` with the lanes set in `lanes` (rows `r0 + i`) recomputed in f64, their
+/// gradient rows rewritten in `grad` (all rows, row-major) when given. Nothing to
+/// do (no call) when `lanes` is 0, the usual case.
+#[inline(always)]
+pub(super) fn with_exact_rows<V: SimdF32>(
+    call: &Call<'_>,
+    r0: usize,
+    lanes: u32,
+    loss: V,
+    grad: Option<&mut [f32]>,
+) -> V {
+    if lanes == 0 {
+        return loss;
+    }
+    let mut a = loss.to_array();
+    exact_row::exact_rows(call, r0, lanes, &mut a, grad);
+    // SAFETY: a holds MAX_LANES >= LANES values.
+    unsafe { V::load(a.as_ptr()) }
 }
 
 /// Lane indices `0, 1, ..., 15` as f32.

@@ -7,8 +7,8 @@
 //! (`SimdF32::store_rows`). `exp` runs once per logit.
 
 use super::{
-    row_terms, shifted, shifted_label, store_first, Call, Consts, LossSum, Mode, RowSums, RowTerms,
-    Weights,
+    exact_lanes, row_terms, shifted, shifted_label, store_first, with_exact_rows, Call, Consts,
+    LossSum, Mode, RowSums, RowTerms, Weights,
 };
 use crate::simd::softmax::math::{exp_parts, exp_parts_wide, exp_reduced, scaled_exp, two_sum};
 use crate::simd::SimdF32;
@@ -128,13 +128,17 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
         active,
     };
     let RowTerms { loss, coef, grad_y } = row_terms::<V>(&sums, k);
+    // Rows beyond the f32 formulas (a huge weight on an underflowed S_o): f64.
+    let exact = exact_lanes(&sums, k);
 
     match call.mode {
-        // SAFETY: n outputs from r0 are in bounds in Loss mode.
-        Mode::Loss => unsafe { store_first(loss, out.as_mut_ptr().add(r0), n) },
-        Mode::Sum => sum.add(loss),
+        Mode::Loss => {
+            let loss = with_exact_rows(call, r0, exact, loss, None);
+            // SAFETY: n outputs from r0 are in bounds in Loss mode.
+            unsafe { store_first(loss, out.as_mut_ptr().add(r0), n) }
+        }
+        Mode::Sum => sum.add(with_exact_rows(call, r0, exact, loss, None)),
         Mode::Fused => {
-            sum.add(loss);
             // SAFETY: the gradient rows r0..r0 + n are in bounds in Fused mode.
             let gbase = unsafe { out.as_mut_ptr().add(r0 * c) };
             // A weight times scale above 1 can lift exps that underflowed in f32
@@ -166,6 +170,7 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
             // SAFETY: the gradient rows r0..r0 + n, n C values from gbase, are in
             // bounds.
             unsafe { V::store_rows(&v, gbase, c, if FULL { V::LANES } else { n }) };
+            sum.add(with_exact_rows(call, r0, exact, loss, Some(out)));
         }
     }
 }

@@ -1,0 +1,127 @@
+//! One row of the softmax focal loss in f64, for the rows the f32 kernels cannot
+//! represent: the label is the row's max and every other class is so far below it
+//! that `S_o` (and so `q = 1 - p_y` and `nll`) is below the normal f32 range, while
+//! the label's weight times the reduction's scale exceeds 1. Then the loss
+//! `alpha_y q^gamma nll ~ alpha_y S_o` and the gradient entries are normal f32
+//! values built from sums that f32 holds only as subnormals or 0 (a fuzzer finding:
+//! weight 1e30, `S_o = e^-120`, loss 7.7e-23 returned as 0).
+//!
+//! f64 has the exponent range (down to 2^-1074) and the precision (2^-53) to carry
+//! them: each quantity below is one or two libm calls (< 1 ULP of f64 each) and
+//! products, so the f32 results are the f64 values rounded once (< 0.51 ULP). Such
+//! rows are rare (they need a class weight above 1 or a normaliser below 1, and a
+//! margin above ~87 in the logits), so scalar f64 (software on single-precision
+//! FPUs) costs nothing that matters.
+
+use super::{Call, MAX_LANES};
+
+/// `S_o` below this (f32) sends an active row with `alpha_y * scale > 1` here.
+pub(super) const EXACT_BELOW: f32 = f32::MIN_POSITIVE;
+
+/// The loss of row `z` with label `y` (`alpha_y q^gamma nll`, without the scale),
+/// and, when `grad` is given (`z.len()` entries), its gradient times `scale` written
+/// there. `None`, with nothing written, when a logit is not finite or `y` is out of
+/// range: the vector kernels' result stands.
+pub(super) fn exact_row(
+    z: &[f32],
+    y: usize,
+    alpha: f32,
+    gamma: f32,
+    scale: f64,
+    grad: Option<&mut [f32]>,
+) -> Option<f32> {
+    let zy = f64::from(*z.get(y)?);
+    if !z.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let m = z
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    // e_j = e^(z_j - m): the difference of two f32 is exact in f64 unless their
+    // exponents are far apart, and then its rounding (2^-53 of |z_j - m|, with
+    // z_j - m > -745 where e_j is not 0) moves e_j by far less than 2^-40.
+    let s_o: f64 = z
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != y)
+        .map(|(_, &v)| libm::exp(f64::from(v) - m))
+        .sum();
+    let dy = zy - m;
+    let ey = libm::exp(dy);
+    let s = ey + s_o;
+    // nll = -ln p_y = (m - z_y) + ln S with S >= 1: two non-negative terms; when y
+    // is the max, ln(1 + S_o) without rounding 1 + S_o.
+    let nll = if dy == 0.0 {
+        libm::log1p(s_o)
+    } else {
+        libm::log(s) - dy
+    };
+    // q^gamma = e^(gamma ln q), ln q = -ln(1 + e_y / S_o) (no cancellation as q -> 1;
+    // -inf when S_o = 0, giving 0 for gamma > 0).
+    let qg = if gamma == 0.0 {
+        1.0
+    } else {
+        libm::exp(f64::from(gamma) * -libm::log1p(ey / s_o))
+    };
+    let alpha = f64::from(alpha);
+    let loss = alpha * qg * nll;
+    if let Some(grad) = grad {
+        // dFL/dz_j = c e_j (j != y), dFL/dz_y = -c S_o, with
+        // c = alpha q^gamma (1 + gamma (e_y / S_o) nll) / S; (e_y / S_o) nll tends
+        // to 1 as S_o -> 0 (y the max: nll = ln(1 + S_o)), and is below 1 otherwise.
+        let ratio = if dy == 0.0 {
+            if s_o > 0.0 {
+                nll / s_o
+            } else {
+                1.0
+            }
+        } else {
+            (ey / s_o) * nll
+        };
+        let c = alpha * scale * qg * (1.0 + f64::from(gamma) * ratio) / s;
+        for (j, (g, &v)) in grad.iter_mut().zip(z).enumerate() {
+            *g = if j == y {
+                (-c * s_o) as f32
+            } else {
+                (c * libm::exp(f64::from(v) - m)) as f32
+            };
+        }
+    }
+    Some(loss as f32)
+}
+
+/// [`exact_row`] for the rows `r0 + i` of the set bits `i` of `lanes`: each loss
+/// into `loss[i]`, each gradient row into `grad` (row-major, `C` values per row,
+/// from row 0) when given. Out of line and cold: scalar f64 code that the vector
+/// kernels call only when a group holds such a row (`scripts/check-asm.sh`
+/// tolerates this one call).
+#[cold]
+#[inline(never)]
+pub(super) fn exact_rows(
+    call: &Call<'_>,
+    r0: usize,
+    lanes: u32,
+    loss: &mut [f32; MAX_LANES],
+    mut grad: Option<&mut [f32]>,
+) {
+    let c = call.classes;
+    for (i, slot) in loss.iter_mut().enumerate() {
+        if lanes >> i & 1 == 0 {
+            continue;
+        }
+        let r = r0 + i;
+        let Some(range) = r.checked_mul(c).map(|s| s..s + c) else {
+            continue;
+        };
+        let (Some(z), Some(&y)) = (call.logits.get(range.clone()), call.labels.get(r)) else {
+            continue;
+        };
+        let Ok(y) = usize::try_from(y) else {
+            continue;
+        };
+        let g = grad.as_deref_mut().and_then(|g| g.get_mut(range));
+        if let Some(l) = exact_row(z, y, call.weights.of(y), call.gamma, call.scale, g) {
+            *slot = l;
+        }
+    }
+}
