@@ -1211,3 +1211,22 @@ fn sigmoid_scaled_power_times_huge_bce_overflows() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (3 minutes, after the f64 row path): one class
+/// (`S_o = 0`, loss 0), a normaliser of 2.7e-32 (scale 3.7e31 > 1) and gamma 1e-30:
+/// NaN gradients and sums. The row took the f64 path, whose empty sum of the
+/// other classes was -0 (Rust's `sum` of no f64), and `e_y / -0 = -inf` made
+/// `ln q` NaN. Fixed: the sum folds from +0.
+#[test]
+fn softmax_single_class_with_tiny_normaliser() {
+    let case = SoftmaxCase {
+        gamma: f(0x0da24260), /* 1e-30 */
+        alpha: Weighting::Off,
+        reduction: Reduction::DivideBy(f(0x0b0bf4f4)), /* 2.6954708e-32 */
+        offsets: [0, 0, 11],
+        classes: 1,
+        logits: vec![0.0; 16],
+        labels: vec![0; 16],
+    };
+    must_pass(&case, case.check());
+}

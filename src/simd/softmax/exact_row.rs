@@ -40,12 +40,12 @@ pub(super) fn exact_row(
     // e_j = e^(z_j - m): the difference of two f32 is exact in f64 unless their
     // exponents are far apart, and then its rounding (2^-53 of |z_j - m|, with
     // z_j - m > -745 where e_j is not 0) moves e_j by far less than 2^-40.
-    let s_o: f64 = z
+    // (A fold from +0: `sum` of no terms, C = 1, is -0, and e_y / -0 = -inf.)
+    let s_o = z
         .iter()
         .enumerate()
         .filter(|&(j, _)| j != y)
-        .map(|(_, &v)| libm::exp(f64::from(v) - m))
-        .sum();
+        .fold(0.0, |s, (_, &v)| s + libm::exp(f64::from(v) - m));
     let dy = zy - m;
     let ey = libm::exp(dy);
     let s = ey + s_o;
