@@ -1230,3 +1230,27 @@ fn softmax_single_class_with_tiny_normaliser() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (3 minutes): class weights 3e38 and a normaliser
+/// of 3.6e-19 (weight times scale 8e56, beyond f32), gamma 0, row (66.19, 66.35,
+/// -120, 0, ...): the label's entry (-4.6e56) must overflow to -inf, not NaN, and
+/// the entries of the classes at 0 (6.9e27) must not be flushed to 0.
+#[test]
+fn softmax_weight_times_scale_beyond_f32() {
+    for classes in [3] {
+        let mut logits = vec![0.0f32; 2 * classes];
+        logits[0] = f(0x428462a3);
+        logits[1] = f(0x4284b4b5);
+        logits[2] = f(0xc2effe8b);
+        let case = SoftmaxCase {
+            gamma: 0.0,
+            alpha: Weighting::PerClass(vec![f(0x7f61b1e6); classes]), /* 3e38 */
+            reduction: Reduction::DivideBy(f(0x20d1f4f6)),            /* 3.556808e-19 */
+            offsets: [0, 0, 0],
+            classes,
+            logits,
+            labels: vec![0, 1],
+        };
+        must_pass(&case, case.check());
+    }
+}

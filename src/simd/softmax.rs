@@ -417,13 +417,16 @@ impl<V: SimdF32> LossSum<V> {
 }
 
 /// The lanes (bits) of a group of rows starting at `r0` that the f32 formulas
-/// cannot represent (`exact_row`'s module doc): active, `alpha_y * scale > 1`, and
-/// `S_o` below the normal f32 range.
+/// cannot represent (`exact_row`'s module doc), among the active ones: `alpha_y *
+/// scale > 1` with `S_o` below the normal f32 range, or `alpha_y * scale` beyond
+/// `exact_row::EXACT_ABOVE` (or overflowing f32).
 #[inline(always)]
 pub(super) fn exact_lanes<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> u32 {
-    let big = V::splat(1.0).lt(r.alpha * k.scale_hi);
+    let w = r.alpha * k.scale_hi;
+    let big = V::splat(1.0).lt(w);
     let tiny = r.so_hi.lt(V::splat(exact_row::EXACT_BELOW));
-    V::bitmask(V::and(r.active, V::and(big, tiny)))
+    let huge = V::splat(exact_row::EXACT_ABOVE).le(w);
+    V::bitmask(V::and(r.active, V::or(V::and(big, tiny), huge)))
 }
 
 /// `loss` with the lanes set in `lanes` (rows `r0 + i`) recomputed in f64, their

@@ -1,10 +1,15 @@
 //! One row of the softmax focal loss in f64, for the rows the f32 kernels cannot
-//! represent: the label is the row's max and every other class is so far below it
-//! that `S_o` (and so `q = 1 - p_y` and `nll`) is below the normal f32 range, while
-//! the label's weight times the reduction's scale exceeds 1. Then the loss
-//! `alpha_y q^gamma nll ~ alpha_y S_o` and the gradient entries are normal f32
-//! values built from sums that f32 holds only as subnormals or 0 (a fuzzer finding:
-//! weight 1e30, `S_o = e^-120`, loss 7.7e-23 returned as 0).
+//! represent (both fuzzer findings):
+//!
+//! - the label is the row's max and every other class is so far below it that
+//!   `S_o` (and so `q = 1 - p_y` and `nll`) is below the normal f32 range, while the
+//!   label's weight times the reduction's scale exceeds 1: the loss
+//!   `alpha_y q^gamma nll ~ alpha_y S_o` and the gradient entries are normal f32
+//!   values built from sums that f32 holds only as subnormals or 0 (weight 1e30,
+//!   `S_o = e^-120`: loss 7.7e-23 returned as 0);
+//! - the weight times the scale is beyond f32 (a weight of 3e38 and a normaliser
+//!   of 3.6e-19: 8e56): entries that overflow must be infinite (not NaN) and the
+//!   small ones normal (not flushed by an infinite factor).
 //!
 //! f64 has the exponent range (down to 2^-1074) and the precision (2^-53) to carry
 //! them: each quantity below is one or two libm calls (< 1 ULP of f64 each) and
@@ -17,6 +22,11 @@ use super::{Call, MAX_LANES};
 
 /// `S_o` below this (f32) sends an active row with `alpha_y * scale > 1` here.
 pub(super) const EXACT_BELOW: f32 = f32::MIN_POSITIVE;
+
+/// `alpha_y * scale` (f32) from this up sends an active row here: the f32 factor
+/// `alpha_y scale q^gamma (1 + gamma (e_y/S_o) nll) / S` would come within a
+/// factor of 2^28 of overflowing (f64 holds it up to 2^1024).
+pub(super) const EXACT_ABOVE: f32 = 1.0e30;
 
 /// The loss of row `z` with label `y` (`alpha_y q^gamma nll`, without the scale),
 /// and, when `grad` is given (`z.len()` entries), its gradient times `scale` written
