@@ -381,9 +381,10 @@ fn row_range<V: SimdF32>(row: &[f32]) -> (f32, V) {
 ///
 /// Per lane, a running sum that starts at 1, so that it is never smaller than the
 /// next term (`e <= 1`) and Fast2Sum gives each addition's rounding error exactly;
-/// the errors and the exps' low parts go to a second sum. Two such pairs (even and
-/// odd vectors) keep the loop-carried chain at one addition. The lanes are added in
-/// f64, where the starting 1s come off exactly. The result is as accurate as the
+/// the errors and the exps' low parts go to a second sum. Long rows use two such
+/// pairs (even and odd vectors), which keeps the loop-carried chain at one addition;
+/// short rows one. The lanes are added in f64, where the starting 1s come off
+/// exactly. The result is as accurate as the
 /// exps' hi + lo (about 0.15 ULP), with no rounding per term.
 ///
 /// Returns also the range of `next` (a row of the same length): its max and
@@ -413,10 +414,14 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
     };
     let mut pos = iota::<V>() - V::splat(y as f32);
     let mut acc = [(V::splat(1.0), V::splat(0.0)); 2];
+    // Short rows use one pair: their chain is a few vectors long, rows overlap
+    // anyway, and one horizontal f64 sum per row is saved.
+    let second = usize::from(!SHORT);
     let mut j = 0;
     while j + 2 * V::LANES <= len {
-        for (a, pair) in acc.iter_mut().enumerate() {
+        for a in 0..2 {
             let at = j + a * V::LANES;
+            let pair = &mut acc[a & second];
             // SAFETY: LANES values from `at` are in bounds (and of dst when STORE).
             unsafe {
                 exp_step::<V, STORE, DIFF, true>(
@@ -464,7 +469,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     rest,
                     y_at,
                     y_lane,
-                    &mut acc[1],
+                    &mut acc[second],
                     &mut pos,
                     &mut range,
                 );
@@ -473,9 +478,13 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
         j += rest;
     }
     let [(s0, c0), (s1, c1)] = acc;
-    let total = (s0.reduce_add_f64() - V::LANES as f64)
-        + (s1.reduce_add_f64() - V::LANES as f64)
-        + (c0 + c1).reduce_add_f64();
+    let total = if SHORT {
+        (s0.reduce_add_f64() - V::LANES as f64) + c0.reduce_add_f64()
+    } else {
+        (s0.reduce_add_f64() - V::LANES as f64)
+            + (s1.reduce_add_f64() - V::LANES as f64)
+            + (c0 + c1).reduce_add_f64()
+    };
     let hi = total as f32;
     (
         hi,
