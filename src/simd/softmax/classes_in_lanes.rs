@@ -36,8 +36,8 @@ const DIFF_WIDE: u8 = 3;
 struct Batch {
     /// Row max.
     m: [f32; MAX_LANES],
-    dy_hi: [f32; MAX_LANES],
-    dy_lo: [f32; MAX_LANES],
+    /// The label's logit (`z_y - m` is formed for the whole batch at once).
+    zy: [f32; MAX_LANES],
     so_hi: [f32; MAX_LANES],
     so_lo: [f32; MAX_LANES],
     alpha: [f32; MAX_LANES],
@@ -68,8 +68,7 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
         let n = (rows - r0).min(per_batch);
         let mut b = Batch {
             m: [0.0; MAX_LANES],
-            dy_hi: [0.0; MAX_LANES],
-            dy_lo: [0.0; MAX_LANES],
+            zy: [0.0; MAX_LANES],
             so_hi: [0.0; MAX_LANES],
             so_lo: [0.0; MAX_LANES],
             alpha: [0.0; MAX_LANES],
@@ -87,9 +86,10 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
         }
         // SAFETY: each array holds MAX_LANES >= LANES values.
         let sums = unsafe {
+            let (dy_hi, dy_lo) = shifted(V::load(b.zy.as_ptr()), V::load(b.m.as_ptr()));
             RowSums {
-                dy_hi: V::load(b.dy_hi.as_ptr()),
-                dy_lo: V::load(b.dy_lo.as_ptr()),
+                dy_hi,
+                dy_lo,
                 so_hi: V::load(b.so_hi.as_ptr()),
                 so_lo: V::load(b.so_lo.as_ptr()),
                 alpha: V::load(b.alpha.as_ptr()),
@@ -97,6 +97,10 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
             }
         };
         let t = row_terms::<V>(&sums, &k);
+        // Active rows whose weight times scale exceeds 1 (see `wide_rows`), once per
+        // batch.
+        any_wide |=
+            fused && V::bitmask(V::and(sums.active, V::splat(wide_alpha).lt(sums.alpha))) != 0;
         match call.mode {
             Mode::Loss => {
                 if let Some(dst) = out.get_mut(r0..r0 + n) {
@@ -123,7 +127,6 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
                     if let Some(slot) = g.get_mut(y) {
                         *slot = gy;
                     }
-                    any_wide |= b.alpha.get(i).is_some_and(|&a| a > wide_alpha);
                 }
             }
         }
@@ -314,10 +317,8 @@ fn sum_row<V: SimdF32>(
             (false, false, _) => exp_pass::<V, false, false, DIFF_WIDE>(row, next, dst, m, y),
         }
     };
-    let (d, dl) = shifted(row.get(y).copied().unwrap_or(0.0), m);
-    if let (Some(dh), Some(dlo), Some(sh), Some(sl), Some(a), Some(act)) = (
-        b.dy_hi.get_mut(i),
-        b.dy_lo.get_mut(i),
+    if let (Some(zy), Some(sh), Some(sl), Some(a), Some(act)) = (
+        b.zy.get_mut(i),
         b.so_hi.get_mut(i),
         b.so_lo.get_mut(i),
         b.alpha.get_mut(i),
@@ -326,8 +327,7 @@ fn sum_row<V: SimdF32>(
         if let Some(slot) = b.m.get_mut(i) {
             *slot = m;
         }
-        *dh = d;
-        *dlo = dl;
+        *zy = row.get(y).copied().unwrap_or(0.0);
         *sh = s_hi;
         *sl = s_lo;
         *a = call.weights.of(y);
