@@ -11,7 +11,9 @@
 //! the gradient rows and a few `LANES`-wide arrays of per-row sums.
 
 use super::{iota, row_terms, shifted, store_first, Call, Consts, LossSum, Mode, RowSums};
-use crate::simd::softmax::math::{exp_parts, exp_parts_wide, exp_reduced, scaled_exp, two_sum};
+use crate::simd::softmax::math::{
+    exp_parts_near, exp_parts_wide, exp_reduced, scaled_exp, two_sum,
+};
 use crate::simd::{SimdF32, MAX_LANES};
 
 /// Rows up to this many classes take the branch-free exp pass.
@@ -28,9 +30,14 @@ const DIFF_MAX_FIRST: u8 = 0;
 const DIFF_Z_FIRST: u8 = 1;
 /// Mixed magnitudes: TwoSum.
 const DIFF_TWO_SUM: u8 = 2;
-/// An infinite max or min, or a range of 2^16 or more: TwoSum with the special
-/// cases of `shifted`, and `exp_parts_wide`.
+/// An infinite max or min, or a logit below `m - NEAR` (rare: a probability ratio
+/// above e^103): TwoSum with the special cases of `shifted`, and `exp_parts_wide`.
 const DIFF_WIDE: u8 = 3;
+
+/// The other paths take rows whose logits are all within `NEAR` of their max: then
+/// `z - m >= -103` (exact, and its residual below 2^-18), in `exp_parts_near`'s range
+/// without a clamp.
+const NEAR: f32 = 103.0;
 
 /// Per-row results of the first two passes, one lane per row of a batch.
 struct Batch {
@@ -264,14 +271,14 @@ fn sum_row<V: SimdF32>(
     let (m, lo) = range.unwrap_or_else(|| row_range::<V>(row));
     // Lanes below a bound, from the per-lane minima (no horizontal min needed).
     let any_below = |bound: f32| V::bitmask(lo.lt(V::splat(bound))) != 0;
-    // Infinities, or a range of 2^16 or more (z - m may overflow, or its residual
-    // be large), take the path with the special cases. (A NaN row may land anywhere:
+    // Infinities, or a range above NEAR (z - m may overflow, or its residual be
+    // large, or its exp need the clamp), take the path with the special cases. (A NaN row may land anywhere:
     // it is NaN whatever the path.)
     // Short rows use one data-independent path (the cheaper Fast2Sum orders would be
     // a per-row branch, and mispredicting it costs more than they save); long rows
     // take the cheapest exact order that holds for the whole row.
     let short = c <= SHORT_ROW;
-    let diff = if !m.is_finite() || any_below(m - 65536.0) {
+    let diff = if !m.is_finite() || any_below(m - NEAR) {
         DIFF_WIDE
     } else if short {
         DIFF_TWO_SUM
@@ -549,11 +556,11 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
         DIFF_TWO_SUM => two_sum(z, -ms),
         _ => shifted(z, ms),
     };
-    // Within 2^16 of the max, |dl| <= 2^-8: exp_parts' range.
+    // Within NEAR of the max: d >= -103 and |dl| <= 2^-18, exp_parts_near's range.
     let (mut e, mut el) = if DIFF == DIFF_WIDE {
         exp_parts_wide(d, dl)
     } else {
-        exp_parts(d, dl)
+        exp_parts_near(d, dl)
     };
     if !FULL {
         // Padding lanes to 0 (with m = -inf they would be ties at the max; the
