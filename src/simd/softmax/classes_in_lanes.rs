@@ -22,6 +22,19 @@ const SHORT_ROW: usize = 256;
 /// Gradient values a batch may park before it is scaled (32 KB).
 const BATCH_VALUES: usize = 8192;
 
+/// Where [`KEEP`] has its 0.
+const KEEP_ZERO: usize = SHORT_ROW;
+
+/// Class weights of a short row's exps in its sums: `KEEP_ZERO - y + j` is the first
+/// weight of the vector of classes `j..j + LANES` of a row with label `y`, so the
+/// label's lane gets 0 and every other 1 (`j - y` is within `+-(SHORT_ROW - 1)`, and
+/// a vector reads at most `MAX_LANES` weights).
+static KEEP: [f32; 2 * SHORT_ROW + MAX_LANES] = {
+    let mut k = [1.0; 2 * SHORT_ROW + MAX_LANES];
+    k[KEEP_ZERO] = 0.0;
+    k
+};
+
 /// How `z - m` is made exact (`d_hi + d_lo`), chosen per row from its max and min:
 /// Fast2Sum needs the larger magnitude first, and within a row one order often
 /// holds for every logit.
@@ -412,14 +425,24 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
     let ms = V::splat(m);
     // The label's lane is left out of the sum. Long rows: by a branch on y's vector
     // and lane (one misprediction per row, cheap next to the row). Short rows: every
-    // vector compares its class indices (`iota + j - y`, exact in f32) with 0.
+    // vector weighs its exps by a window of KEEP (0 at the label, 1 elsewhere),
+    // folded into the sums' FMAs.
     let y_at = if SHORT { usize::MAX } else { y - y % V::LANES };
     let y_lane = if SHORT {
         V::splat(0.0).lt(V::splat(0.0))
     } else {
         iota::<V>().eq(V::splat((y - y_at) as f32))
     };
-    let mut pos = iota::<V>() - V::splat(y as f32);
+    // Short rows have y < C <= SHORT_ROW = KEEP_ZERO, so the offset is in bounds (a
+    // null pointer for long rows, which do not read it).
+    let keep = if SHORT {
+        KEEP_ZERO
+            .checked_sub(y)
+            .and_then(|o| KEEP.get(o..))
+            .map_or(core::ptr::null(), <[f32]>::as_ptr)
+    } else {
+        core::ptr::null()
+    };
     let mut acc = [(V::splat(1.0), V::splat(0.0)); 2];
     // Short rows use one pair: their chain is a few vectors long, rows overlap
     // anyway, and one horizontal f64 sum per row is saved.
@@ -441,7 +464,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     y_at,
                     y_lane,
                     pair,
-                    &mut pos,
+                    keep,
                     &mut range,
                 )
             };
@@ -463,7 +486,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     y_at,
                     y_lane,
                     &mut acc[0],
-                    &mut pos,
+                    keep,
                     &mut range,
                 );
             } else {
@@ -477,7 +500,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     y_at,
                     y_lane,
                     &mut acc[second],
-                    &mut pos,
+                    keep,
                     &mut range,
                 );
             }
@@ -502,14 +525,15 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
 
 /// One vector of [`exp_pass`]: `e^(z - m)` of the LANES logits from `j` (the first
 /// `rest` when not `FULL`), stored when `STORE`, added to the accumulator pair
-/// `acc` (without the label's lane: where `pos`, the class indices minus `y`, is 0
-/// when `y_at == usize::MAX`, else lane `y_lane` when `j == y_at`).
+/// `acc` (without the label's lane: weighted by the LANES values of `keep` from `j`
+/// when `y_at == usize::MAX`, else lane `y_lane` left out when `j == y_at`).
 ///
 /// Also folds the same positions of `next` into `range` (max, lane-wise min).
 ///
 /// # Safety
 /// `rest` (LANES when `FULL`) values from `j` are in bounds of `row` and `next`,
-/// and `dst` is valid for writing them when `STORE`.
+/// `dst` is valid for writing them when `STORE`, and when `y_at == usize::MAX`,
+/// `keep` is valid for reading LANES values from `j`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bool>(
@@ -522,7 +546,7 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
     y_at: usize,
     y_lane: V::Mask,
     acc: &mut (V, V),
-    pos: &mut V,
+    keep: *const f32,
     range: &mut (V, V),
 ) {
     let zero = V::splat(0.0);
@@ -580,11 +604,17 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
         }
     }
     if y_at == usize::MAX {
-        let is_y = pos.eq(zero);
-        e = V::select(is_y, zero, e);
-        el = V::select(is_y, zero, el);
-        *pos = *pos + V::splat(V::LANES as f32);
-    } else if j == y_at {
+        // SAFETY: the caller's guarantee.
+        let w = unsafe { V::load(keep.add(j)) };
+        // Fast2Sum of the running sum (>= 1 >= e) and w e, with w in {0, 1}: w e is
+        // exact, so each FMA rounds like the addition it replaces (and the error's
+        // is exact, as in Fast2Sum).
+        let s = e.mul_add(w, acc.0);
+        let err = e.mul_add(w, -(s - acc.0));
+        *acc = (s, acc.1 + el.mul_add(w, err));
+        return;
+    }
+    if j == y_at {
         e = V::select(y_lane, zero, e);
         el = V::select(y_lane, zero, el);
     }
