@@ -62,6 +62,8 @@ struct Batch {
     so_lo: [f32; MAX_LANES],
     alpha: [f32; MAX_LANES],
     active: [f32; MAX_LANES],
+    /// The label (where the gradient row gets its own entry).
+    y: [usize; MAX_LANES],
 }
 
 /// Runs `rows` rows; `rows` is covered by every slice the mode uses (see
@@ -93,6 +95,7 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
             so_lo: [0.0; MAX_LANES],
             alpha: [0.0; MAX_LANES],
             active: [0.0; MAX_LANES],
+            y: [0; MAX_LANES],
         };
         for i in 0..n {
             pre = sum_row::<V>(
@@ -133,17 +136,14 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
                 sum.add(t.loss);
                 let coef = t.coef.to_array();
                 let grad_y = t.grad_y.to_array();
-                let lanes = b.active.iter().zip(coef.iter().zip(&grad_y)).take(n);
-                for (i, (&active, (&cf, &gy))) in lanes.enumerate() {
+                // The batch's gradient rows, contiguous.
+                let rows_out = out.get_mut(r0 * c..(r0 + n) * c).unwrap_or_default();
+                let lanes = b.active.iter().zip(b.y.iter().zip(coef.iter().zip(&grad_y)));
+                for (g, (&active, (&y, (&cf, &gy)))) in rows_out.chunks_exact_mut(c).zip(lanes) {
                     if active == 0.0 {
                         continue;
                     }
-                    let r = r0 + i;
-                    let Some(g) = out.get_mut(r * c..(r + 1) * c) else {
-                        continue;
-                    };
                     scale_pass::<V>(g, cf);
-                    let y = call.labels.get(r).map_or(0, |&l| l as usize);
                     if let Some(slot) = g.get_mut(y) {
                         *slot = gy;
                     }
@@ -337,12 +337,13 @@ fn sum_row<V: SimdF32>(
             (false, false, _) => exp_pass::<V, false, false, DIFF_WIDE>(row, next, dst, m, y),
         }
     };
-    if let (Some(zy), Some(sh), Some(sl), Some(a), Some(act)) = (
+    if let (Some(zy), Some(sh), Some(sl), Some(a), Some(act), Some(yi)) = (
         b.zy.get_mut(i),
         b.so_hi.get_mut(i),
         b.so_lo.get_mut(i),
         b.alpha.get_mut(i),
         b.active.get_mut(i),
+        b.y.get_mut(i),
     ) {
         if let Some(slot) = b.m.get_mut(i) {
             *slot = m;
@@ -352,6 +353,7 @@ fn sum_row<V: SimdF32>(
         *sl = s_lo;
         *a = call.weights.of(y);
         *act = 1.0;
+        *yi = y;
     }
     Some(next_range)
 }
