@@ -4,19 +4,32 @@
 # target/speed-table.md. Every number in the table comes from this one run: the
 # criterion output goes to a fresh directory (target/speed-table-criterion), so the
 # ratios to the naive port and to the stream floor compare measurements of the same run.
+# With --softmax, the same for `cargo bench --bench softmax`: results in
+# target/speed-table-criterion-softmax, the table (written by scripts/softmax-table.py)
+# between <!-- softmax-speed-table:start --> and <!-- softmax-speed-table:end --> and in
+# target/softmax-speed-table.md.
 #
 #   scripts/bench-table.sh              full run (about ten minutes), then the table
 #   scripts/bench-table.sh FILTER...    only the benches matching criterion's filter
 #   scripts/bench-table.sh --no-run     rebuild the table from the last run's results
+#   scripts/bench-table.sh --softmax [--no-run | FILTER...]
+#                                       the softmax table (a full run takes a few minutes)
 #
 # Needs bash, cargo and python3 (standard library only).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
+bench=sigmoid
+if [[ "${1:-}" == "--softmax" ]]; then
+    bench=softmax
+    shift
+fi
+
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 results="$target_dir/speed-table-criterion"
+[[ "$bench" == softmax ]] && results="$results-softmax"
 
 if [[ "${1:-}" == "--no-run" ]]; then
     if [[ ! -f "$results/run-info.json" ]]; then
@@ -28,7 +41,7 @@ else
     mkdir -p "$results"
     started=$(date -u '+%Y-%m-%d %H:%M UTC')
     load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
-    CRITERION_HOME="$results" cargo bench --bench sigmoid -- "$@"
+    CRITERION_HOME="$results" cargo bench --bench "$bench" -- "$@"
     load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
     STARTED="$started" LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" \
         RUSTC="$(rustc --version)" python3 - "$results/run-info.json" <<'EOF'
@@ -59,6 +72,10 @@ info = {
 with open(sys.argv[1], "w") as f:
     json.dump(info, f, indent=1)
 EOF
+fi
+
+if [[ "$bench" == softmax ]]; then
+    exec python3 scripts/softmax-table.py "$results" "$target_dir/softmax-speed-table.md" README.md
 fi
 
 python3 - "$results" "$target_dir/speed-table.md" README.md <<'EOF'

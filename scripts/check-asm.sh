@@ -45,6 +45,10 @@ echo "check-asm: reading $ASM ($(wc -l <"$ASM") lines)"
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# Data symbols (statics, tables): a register loaded with one of their addresses holds
+# no function, so a later indirect jump through it is a jump table, not a call.
+grep -E '^[[:space:]]*\.type[[:space:]]+[^,]+,@object' "$ASM" |
+  sed -E 's/^[[:space:]]*\.type[[:space:]]+//; s/,@object.*//' >"$WORK/objects" || true
 
 # Writes the body of the function whose symbol matches the (mangled) pattern $1 to
 # stdout: from its label to its .Lfunc_end label. Legacy and v0 mangling both spell
@@ -68,10 +72,10 @@ extract() {
 # the kernels that is the vector loop of one (gamma kind, target kind, mode)
 # instance.
 analyse() {
-  awk '
+  awk -v objects="$WORK/objects" '
     function is_insn(l) { return l ~ /^[ \t]+[a-z]/ && l !~ /^[ \t]+\./ }
     function new_block() { nb++; ins[nb] = 0; fm[nb] = 0; dv[nb] = 0; st[nb] = 0; vc[nb] = 0; term[nb] = 0 }
-    BEGIN { nb = 0; new_block() }
+    BEGIN { nb = 0; new_block(); while ((getline o < objects) > 0) isobj[o] = 1 }
     /^\.?[A-Za-z0-9_$]+:/ {
       lab = $0; sub(/:.*/, "", lab)
       if (ins[nb] > 0) new_block()
@@ -94,7 +98,8 @@ analyse() {
       # Remember which function address a register holds, to name `call *%reg`
       # (LLVM hoists the address of a function called repeatedly out of the loop).
       if (m ~ /^(movq|leaq)$/ && $2 ~ /(@GOTPCREL)?\(%rip\),$/ && $3 ~ /^%r/) {
-        sym = $2; sub(/(@GOTPCREL)?\(%rip\),$/, "", sym); held[$3] = sym
+        sym = $2; sub(/(@GOTPCREL)?\(%rip\),$/, "", sym)
+        if (sym in isobj) delete held[$3]; else held[$3] = sym
       }
       if (m ~ /^call/ || (m ~ /^jmp/ && $2 !~ /^\.L/)) {
         target = $2

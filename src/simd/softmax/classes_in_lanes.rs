@@ -13,7 +13,9 @@
 use super::{
     iota, row_terms, shifted, shifted_label, store_first, Call, Consts, LossSum, Mode, RowSums,
 };
-use crate::simd::softmax::math::{exp_parts, exp_parts_wide, exp_reduced, scaled_exp, two_sum};
+use crate::simd::softmax::math::{
+    exp_parts_near, exp_parts_wide, exp_reduced, scaled_exp, two_sum,
+};
 use crate::simd::{SimdF32, MAX_LANES};
 
 /// Rows up to this many classes take the branch-free exp pass.
@@ -21,6 +23,19 @@ const SHORT_ROW: usize = 256;
 
 /// Gradient values a batch may park before it is scaled (32 KB).
 const BATCH_VALUES: usize = 8192;
+
+/// Where [`KEEP`] has its 0.
+const KEEP_ZERO: usize = SHORT_ROW;
+
+/// Class weights of a short row's exps in its sums: `KEEP_ZERO - y + j` is the first
+/// weight of the vector of classes `j..j + LANES` of a row with label `y`, so the
+/// label's lane gets 0 and every other 1 (`j - y` is within `+-(SHORT_ROW - 1)`, and
+/// a vector reads at most `MAX_LANES` weights).
+static KEEP: [f32; 2 * SHORT_ROW + MAX_LANES] = {
+    let mut k = [1.0; 2 * SHORT_ROW + MAX_LANES];
+    k[KEEP_ZERO] = 0.0;
+    k
+};
 
 /// How `z - m` is made exact (`d_hi + d_lo`), chosen per row from its max and min:
 /// Fast2Sum needs the larger magnitude first, and within a row one order often
@@ -30,20 +45,27 @@ const DIFF_MAX_FIRST: u8 = 0;
 const DIFF_Z_FIRST: u8 = 1;
 /// Mixed magnitudes: TwoSum.
 const DIFF_TWO_SUM: u8 = 2;
-/// An infinite max or min, or a range of 2^16 or more: TwoSum with the special
-/// cases of `shifted`, and `exp_parts_wide`.
+/// An infinite max or min, or a logit below `m - NEAR` (rare: a probability ratio
+/// above e^103): TwoSum with the special cases of `shifted`, and `exp_parts_wide`.
 const DIFF_WIDE: u8 = 3;
+
+/// The other paths take rows whose logits are all within `NEAR` of their max: then
+/// `z - m >= -103` (exact, and its residual below 2^-18), in `exp_parts_near`'s range
+/// without a clamp.
+const NEAR: f32 = 103.0;
 
 /// Per-row results of the first two passes, one lane per row of a batch.
 struct Batch {
     /// Row max.
     m: [f32; MAX_LANES],
-    dy_hi: [f32; MAX_LANES],
-    dy_lo: [f32; MAX_LANES],
+    /// The label's logit (`z_y - m` is formed for the whole batch at once).
+    zy: [f32; MAX_LANES],
     so_hi: [f32; MAX_LANES],
     so_lo: [f32; MAX_LANES],
     alpha: [f32; MAX_LANES],
     active: [f32; MAX_LANES],
+    /// The label (where the gradient row gets its own entry).
+    y: [usize; MAX_LANES],
 }
 
 /// Runs `rows` rows; `rows` is covered by every slice the mode uses (see
@@ -70,12 +92,12 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
         let n = (rows - r0).min(per_batch);
         let mut b = Batch {
             m: [0.0; MAX_LANES],
-            dy_hi: [0.0; MAX_LANES],
-            dy_lo: [0.0; MAX_LANES],
+            zy: [0.0; MAX_LANES],
             so_hi: [0.0; MAX_LANES],
             so_lo: [0.0; MAX_LANES],
             alpha: [0.0; MAX_LANES],
             active: [0.0; MAX_LANES],
+            y: [0; MAX_LANES],
         };
         for i in 0..n {
             pre = sum_row::<V>(
@@ -89,9 +111,10 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
         }
         // SAFETY: each array holds MAX_LANES >= LANES values.
         let sums = unsafe {
+            let (dy_hi, dy_lo) = shifted_label(V::load(b.zy.as_ptr()), V::load(b.m.as_ptr()));
             RowSums {
-                dy_hi: V::load(b.dy_hi.as_ptr()),
-                dy_lo: V::load(b.dy_lo.as_ptr()),
+                dy_hi,
+                dy_lo,
                 so_hi: V::load(b.so_hi.as_ptr()),
                 so_lo: V::load(b.so_lo.as_ptr()),
                 alpha: V::load(b.alpha.as_ptr()),
@@ -99,6 +122,10 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
             }
         };
         let t = row_terms::<V>(&sums, &k);
+        // Active rows whose weight times scale exceeds 1 (see `wide_rows`), once per
+        // batch.
+        any_wide |=
+            fused && V::bitmask(V::and(sums.active, V::splat(wide_alpha).lt(sums.alpha))) != 0;
         match call.mode {
             Mode::Loss => {
                 if let Some(dst) = out.get_mut(r0..r0 + n) {
@@ -111,21 +138,20 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
                 sum.add(t.loss);
                 let coef = t.coef.to_array();
                 let grad_y = t.grad_y.to_array();
-                let lanes = b.active.iter().zip(coef.iter().zip(&grad_y)).take(n);
-                for (i, (&active, (&cf, &gy))) in lanes.enumerate() {
+                // The batch's gradient rows, contiguous.
+                let rows_out = out.get_mut(r0 * c..(r0 + n) * c).unwrap_or_default();
+                let lanes = b
+                    .active
+                    .iter()
+                    .zip(b.y.iter().zip(coef.iter().zip(&grad_y)));
+                for (g, (&active, (&y, (&cf, &gy)))) in rows_out.chunks_exact_mut(c).zip(lanes) {
                     if active == 0.0 {
                         continue;
                     }
-                    let r = r0 + i;
-                    let Some(g) = out.get_mut(r * c..(r + 1) * c) else {
-                        continue;
-                    };
                     scale_pass::<V>(g, cf);
-                    let y = call.labels.get(r).map_or(0, |&l| l as usize);
                     if let Some(slot) = g.get_mut(y) {
                         *slot = gy;
                     }
-                    any_wide |= b.alpha.get(i).is_some_and(|&a| a > wide_alpha);
                 }
             }
         }
@@ -263,14 +289,14 @@ fn sum_row<V: SimdF32>(
     let (m, lo) = range.unwrap_or_else(|| row_range::<V>(row));
     // Lanes below a bound, from the per-lane minima (no horizontal min needed).
     let any_below = |bound: f32| V::bitmask(lo.lt(V::splat(bound))) != 0;
-    // Infinities, or a range of 2^16 or more (z - m may overflow, or its residual
-    // be large), take the path with the special cases. (A NaN row may land anywhere:
+    // Infinities, or a range above NEAR (z - m may overflow, or its residual be
+    // large, or its exp need the clamp), take the path with the special cases. (A NaN row may land anywhere:
     // it is NaN whatever the path.)
     // Short rows use one data-independent path (the cheaper Fast2Sum orders would be
     // a per-row branch, and mispredicting it costs more than they save); long rows
     // take the cheapest exact order that holds for the whole row.
     let short = c <= SHORT_ROW;
-    let diff = if !m.is_finite() || any_below(m - 65536.0) {
+    let diff = if !m.is_finite() || any_below(m - NEAR) {
         DIFF_WIDE
     } else if short {
         DIFF_TWO_SUM
@@ -316,24 +342,23 @@ fn sum_row<V: SimdF32>(
             (false, false, _) => exp_pass::<V, false, false, DIFF_WIDE>(row, next, dst, m, y),
         }
     };
-    let (d, dl) = shifted_label(row.get(y).copied().unwrap_or(0.0), m);
-    if let (Some(dh), Some(dlo), Some(sh), Some(sl), Some(a), Some(act)) = (
-        b.dy_hi.get_mut(i),
-        b.dy_lo.get_mut(i),
+    if let (Some(zy), Some(sh), Some(sl), Some(a), Some(act), Some(yi)) = (
+        b.zy.get_mut(i),
         b.so_hi.get_mut(i),
         b.so_lo.get_mut(i),
         b.alpha.get_mut(i),
         b.active.get_mut(i),
+        b.y.get_mut(i),
     ) {
         if let Some(slot) = b.m.get_mut(i) {
             *slot = m;
         }
-        *dh = d;
-        *dlo = dl;
+        *zy = row.get(y).copied().unwrap_or(0.0);
         *sh = s_hi;
         *sl = s_lo;
         *a = call.weights.of(y);
         *act = 1.0;
+        *yi = y;
     }
     Some(next_range)
 }
@@ -383,9 +408,10 @@ fn row_range<V: SimdF32>(row: &[f32]) -> (f32, V) {
 ///
 /// Per lane, a running sum that starts at 1, so that it is never smaller than the
 /// next term (`e <= 1`) and Fast2Sum gives each addition's rounding error exactly;
-/// the errors and the exps' low parts go to a second sum. Two such pairs (even and
-/// odd vectors) keep the loop-carried chain at one addition. The lanes are added in
-/// f64, where the starting 1s come off exactly. The result is as accurate as the
+/// the errors and the exps' low parts go to a second sum. Long rows use two such
+/// pairs (even and odd vectors), which keeps the loop-carried chain at one addition;
+/// short rows one. The lanes are added in f64, where the starting 1s come off
+/// exactly. The result is as accurate as the
 /// exps' hi + lo (about 0.15 ULP), with no rounding per term.
 ///
 /// Returns also the range of `next` (a row of the same length): its max and
@@ -406,19 +432,33 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
     let ms = V::splat(m);
     // The label's lane is left out of the sum. Long rows: by a branch on y's vector
     // and lane (one misprediction per row, cheap next to the row). Short rows: every
-    // vector compares its class indices (`iota + j - y`, exact in f32) with 0.
+    // vector weighs its exps by a window of KEEP (0 at the label, 1 elsewhere),
+    // folded into the sums' FMAs.
     let y_at = if SHORT { usize::MAX } else { y - y % V::LANES };
     let y_lane = if SHORT {
         V::splat(0.0).lt(V::splat(0.0))
     } else {
         iota::<V>().eq(V::splat((y - y_at) as f32))
     };
-    let mut pos = iota::<V>() - V::splat(y as f32);
+    // Short rows have y < C <= SHORT_ROW = KEEP_ZERO, so the offset is in bounds (a
+    // null pointer for long rows, which do not read it).
+    let keep = if SHORT {
+        KEEP_ZERO
+            .checked_sub(y)
+            .and_then(|o| KEEP.get(o..))
+            .map_or(core::ptr::null(), <[f32]>::as_ptr)
+    } else {
+        core::ptr::null()
+    };
     let mut acc = [(V::splat(1.0), V::splat(0.0)); 2];
+    // Short rows use one pair: their chain is a few vectors long, rows overlap
+    // anyway, and one horizontal f64 sum per row is saved.
+    let second = usize::from(!SHORT);
     let mut j = 0;
     while j + 2 * V::LANES <= len {
-        for (a, pair) in acc.iter_mut().enumerate() {
+        for a in 0..2 {
             let at = j + a * V::LANES;
+            let pair = &mut acc[a & second];
             // SAFETY: LANES values from `at` are in bounds (and of dst when STORE).
             unsafe {
                 exp_step::<V, STORE, DIFF, true>(
@@ -431,7 +471,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     y_at,
                     y_lane,
                     pair,
-                    &mut pos,
+                    keep,
                     &mut range,
                 )
             };
@@ -453,7 +493,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     y_at,
                     y_lane,
                     &mut acc[0],
-                    &mut pos,
+                    keep,
                     &mut range,
                 );
             } else {
@@ -466,8 +506,8 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                     rest,
                     y_at,
                     y_lane,
-                    &mut acc[1],
-                    &mut pos,
+                    &mut acc[second],
+                    keep,
                     &mut range,
                 );
             }
@@ -475,9 +515,13 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
         j += rest;
     }
     let [(s0, c0), (s1, c1)] = acc;
-    let total = (s0.reduce_add_f64() - V::LANES as f64)
-        + (s1.reduce_add_f64() - V::LANES as f64)
-        + (c0 + c1).reduce_add_f64();
+    let total = if SHORT {
+        (s0.reduce_add_f64() - V::LANES as f64) + c0.reduce_add_f64()
+    } else {
+        (s0.reduce_add_f64() - V::LANES as f64)
+            + (s1.reduce_add_f64() - V::LANES as f64)
+            + (c0 + c1).reduce_add_f64()
+    };
     let hi = total as f32;
     (
         hi,
@@ -488,14 +532,15 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
 
 /// One vector of [`exp_pass`]: `e^(z - m)` of the LANES logits from `j` (the first
 /// `rest` when not `FULL`), stored when `STORE`, added to the accumulator pair
-/// `acc` (without the label's lane: where `pos`, the class indices minus `y`, is 0
-/// when `y_at == usize::MAX`, else lane `y_lane` when `j == y_at`).
+/// `acc` (without the label's lane: weighted by the LANES values of `keep` from `j`
+/// when `y_at == usize::MAX`, else lane `y_lane` left out when `j == y_at`).
 ///
 /// Also folds the same positions of `next` into `range` (max, lane-wise min).
 ///
 /// # Safety
 /// `rest` (LANES when `FULL`) values from `j` are in bounds of `row` and `next`,
-/// and `dst` is valid for writing them when `STORE`.
+/// `dst` is valid for writing them when `STORE`, and when `y_at == usize::MAX`,
+/// `keep` is valid for reading LANES values from `j`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bool>(
@@ -508,7 +553,7 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
     y_at: usize,
     y_lane: V::Mask,
     acc: &mut (V, V),
-    pos: &mut V,
+    keep: *const f32,
     range: &mut (V, V),
 ) {
     let zero = V::splat(0.0);
@@ -542,11 +587,11 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
         DIFF_TWO_SUM => two_sum(z, -ms),
         _ => shifted(z, ms),
     };
-    // Within 2^16 of the max, |dl| <= 2^-8: exp_parts' range.
+    // Within NEAR of the max: d >= -103 and |dl| <= 2^-18, exp_parts_near's range.
     let (mut e, mut el) = if DIFF == DIFF_WIDE {
         exp_parts_wide(d, dl)
     } else {
-        exp_parts(d, dl)
+        exp_parts_near(d, dl)
     };
     if !FULL {
         // Padding lanes to 0 (with m = -inf they would be ties at the max; the
@@ -566,11 +611,17 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
         }
     }
     if y_at == usize::MAX {
-        let is_y = pos.eq(zero);
-        e = V::select(is_y, zero, e);
-        el = V::select(is_y, zero, el);
-        *pos = *pos + V::splat(V::LANES as f32);
-    } else if j == y_at {
+        // SAFETY: the caller's guarantee.
+        let w = unsafe { V::load(keep.add(j)) };
+        // Fast2Sum of the running sum (>= 1 >= e) and w e, with w in {0, 1}: w e is
+        // exact, so each FMA rounds like the addition it replaces (and the error's
+        // is exact, as in Fast2Sum).
+        let s = e.mul_add(w, acc.0);
+        let err = e.mul_add(w, -(s - acc.0));
+        *acc = (s, acc.1 + el.mul_add(w, err));
+        return;
+    }
+    if j == y_at {
         e = V::select(y_lane, zero, e);
         el = V::select(y_lane, zero, el);
     }

@@ -56,12 +56,20 @@ pub(crate) fn finite_or_zero<V: SimdF32>(v: V) -> V {
 /// LN2_F32)`, |r_lo| < 2^-21; without one, Cody-Waite with `LN2_HI` (8 zero bits)
 /// and TwoSum. Then `e^(r + r_lo) = 1 + r + u` with `u = r^2 P(r) + r_lo (1 + r)`
 /// (`P` = [`EXP_P`], error below 0.012 ULP of `e^r`; `r_lo^2` is below 2^-43):
-/// `t = r + u` by Fast2Sum (`|u| <= |r|`, or both below 2^-21), `e_hi = 1 + t`
-/// (one rounding of `t`, 2^-26, on top of its own), `e_lo` = the exact residual of
-/// `1 + t` plus `t`'s. Both parts scaled by `2^k` (`ldexp`).
+/// `e_hi = 1 + (r + u)` (two roundings), `e_lo = ((1 - e_hi) + r) + u`, the
+/// residual of both within 2^-43 (see [`exp_reduced`]). Both parts scaled by `2^k`
+/// (`ldexp`).
 #[inline(always)]
 pub(crate) fn exp_parts<V: SimdF32>(hi: V, lo: V) -> (V, V) {
     let (h, l, k) = exp_reduced(V::splat(-104.0).max(hi), lo);
+    (h.ldexp(k), l.ldexp(k))
+}
+
+/// [`exp_parts`] for `hi` in `[-104, 0]` (or NaN), without the clamp: for callers
+/// that know their arguments are in range (one operation fewer per vector).
+#[inline(always)]
+pub(crate) fn exp_parts_near<V: SimdF32>(hi: V, lo: V) -> (V, V) {
+    let (h, l, k) = exp_reduced(hi, lo);
     (h.ldexp(k), l.ldexp(k))
 }
 
@@ -87,10 +95,13 @@ pub(crate) fn exp_reduced<V: SimdF32>(x: V, lo: V) -> (V, V, V) {
     let p = r.mul_add(p, V::splat(EXP_P[4]));
     let p = r.mul_add(p, V::splat(EXP_P[5]));
     let u = (r * r).mul_add(p, r_lo.mul_add(r, r_lo));
-    let t = r + u;
-    let t_err = u - (t - r);
-    let h = one + t;
-    let l = ((one - h) + t) + t_err;
+    let h = one + (r + u);
+    // The residual of h as an approximation of 1 + r + u, without the error of
+    // r + u as a separate term: 1 - h is exact (Sterbenz, h in [0.7, 1.42]); adding
+    // r to it is exact too when |u| <= |r| / 2 (then -(1 - h) is within a factor 2
+    // of r), and otherwise |r| < 2^-19 and |(1 - h) + r| < 2^-18, so its rounding is
+    // below 2^-43. Two operations fewer than Fast2Sum(r, u) and its error.
+    let l = ((one - h) + r) + u;
     (h, l, k)
 }
 
