@@ -10,8 +10,10 @@
 //! gradient, so the parked rows are still in L1 when scaled. The only buffers are
 //! the gradient rows and a few `LANES`-wide arrays of per-row sums.
 
+use super::exact_row::exact_row;
 use super::{
-    iota, row_terms, shifted, shifted_label, store_first, Call, Consts, LossSum, Mode, RowSums,
+    exact_lanes, iota, row_terms, shifted, shifted_label, store_first, with_exact_rows, Call,
+    Consts, LossSum, Mode, RowSums,
 };
 use crate::simd::softmax::math::{
     exp_parts_near, exp_parts_wide, exp_reduced, scaled_exp, two_sum,
@@ -122,6 +124,10 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
             }
         };
         let t = row_terms::<V>(&sums, &k);
+        // Rows beyond the f32 formulas (a huge weight on an underflowed S_o, or a
+        // weight times scale beyond f32): their losses in f64 here, their gradient
+        // rows in f64 by `wide_rows`, which visits them (weight times scale > 1).
+        let loss = with_exact_rows(call, r0, exact_lanes(&sums, &k), t.loss, None);
         // Active rows whose weight times scale exceeds 1 (see `wide_rows`), once per
         // batch.
         any_wide |=
@@ -130,12 +136,12 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
             Mode::Loss => {
                 if let Some(dst) = out.get_mut(r0..r0 + n) {
                     // SAFETY: dst holds n <= LANES values.
-                    unsafe { store_first(t.loss, dst.as_mut_ptr(), n) };
+                    unsafe { store_first(loss, dst.as_mut_ptr(), n) };
                 }
             }
-            Mode::Sum => sum.add(t.loss),
+            Mode::Sum => sum.add(loss),
             Mode::Fused => {
-                sum.add(t.loss);
+                sum.add(loss);
                 let coef = t.coef.to_array();
                 let grad_y = t.grad_y.to_array();
                 // The batch's gradient rows, contiguous.
@@ -243,6 +249,13 @@ fn wide_rows<V: SimdF32>(
             alpha: V::splat(alpha),
             active: zero.eq(zero),
         };
+        if exact_lanes(&sums, k) & 1 != 0 {
+            // Beyond the f32 formulas (see `run`): the row in f64.
+            let gamma = call.gamma;
+            if exact_row(z, y, alpha, gamma, call.scale, Some(&mut *g)).is_some() {
+                continue;
+            }
+        }
         let t = row_terms::<V>(&sums, k);
         let coef = t.coef.to_array()[0];
         let gy = t.grad_y.to_array()[0];

@@ -31,7 +31,10 @@ pub(super) const EXACT_ABOVE: f32 = 1.0e30;
 /// The loss of row `z` with label `y` (`alpha_y q^gamma nll`, without the scale),
 /// and, when `grad` is given (`z.len()` entries), its gradient times `scale` written
 /// there. `None`, with nothing written, when a logit is not finite or `y` is out of
-/// range: the vector kernels' result stands.
+/// range: the vector kernels' result stands. Out of line and cold, as
+/// [`exact_rows`].
+#[cold]
+#[inline(never)]
 pub(super) fn exact_row(
     z: &[f32],
     y: usize,
