@@ -1253,3 +1253,29 @@ fn softmax_weight_times_scale_beyond_f32() {
         must_pass(&case, case.check());
     }
 }
+
+/// Found by softmax_differential (4 minutes): gamma 3.1e32, C = 38, the label 89.5
+/// below the row max (`p_y = e^-89.5 = 1.2e-39`, subnormal in f32): the true
+/// `q^gamma = e^(-gamma p_y) = 0.9999996` and the loss 91.87; every backend gave 0.
+#[test]
+fn softmax_huge_gamma_subnormal_p_y() {
+    let mut logits = vec![0.0f32; 38];
+    for z in &mut logits[..21] {
+        *z = f(0xc2b20075); /* -89.0 */
+    }
+    logits[21] = f(0x36400b00);
+    logits[22] = f(0x004a0000);
+    logits[25] = 0.5;
+    logits[26] = f(0x80000004);
+    logits[27] = f(0x00000002);
+    let case = SoftmaxCase {
+        gamma: f(0x75757500), /* 3.1115375e32 */
+        alpha: Weighting::Off,
+        reduction: Reduction::Sum,
+        offsets: [0, 0, 0],
+        classes: 38,
+        logits,
+        labels: vec![0],
+    };
+    must_pass(&case, case.check());
+}

@@ -253,6 +253,17 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
         // reaches -100 and more, and its rounding would be multiplied by it.
         let (h, l) = ln_hilo(q_hi);
         let l = l + q_rel;
+        // q close to 1 (p_y < 2^-10): ln q = ln(1 - p_y) from p_y itself,
+        // -p_y (1 + p_y/2 + p_y^2/3) (truncation below 2^-32 relative), not from
+        // q_hi + q_lo, whose cancellation leaves ~2^-48 absolute: a huge gamma
+        // (3e32) multiplied that into the whole answer (a fuzz finding: q^gamma 0
+        // for a true 0.9999996). Relative to ln q, p_y's 2-3 ULP are as good.
+        let p_y = ey * inv_s;
+        let near_one = p_y.lt(V::splat(1.0 / 1024.0));
+        let third = V::splat(1.0 / 3.0);
+        let ln_near = -(p_y * p_y.mul_add(p_y.mul_add(third, V::splat(0.5)), one));
+        let h = V::select(near_one, zero, h);
+        let l = V::select(near_one, ln_near, l);
         let a = k.gamma * h;
         let a_err = two_prod_err(k.gamma, h, a);
         let (s, s_err) = two_sum(a, k.gamma * l);
