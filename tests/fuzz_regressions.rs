@@ -1279,3 +1279,24 @@ fn softmax_huge_gamma_subnormal_p_y() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (4 minutes): C = 24, the label at 100 and the
+/// others near 0, so each `e_j = e^-100` (26.4 units of 2^-149) is rounded in the
+/// subnormal range and `S_o` (the loss, gamma 1e-30) was 10.7 units off, against
+/// the bound of 8. Fixed: rows with a subnormal `S_o` are computed in f64.
+#[test]
+fn softmax_subnormal_sum_of_many_exps() {
+    let mut logits = vec![0.0f32; 24];
+    logits[0] = f(0x42c80040); /* 100.0005 */
+    logits[1] = f(0x32aa3f7f);
+    let case = SoftmaxCase {
+        gamma: f(0x0da24260), /* 1e-30 */
+        alpha: Weighting::Off,
+        reduction: Reduction::DivideBy(f(0x42fa0004)), /* 125.00003 */
+        offsets: [0, 0, 0],
+        classes: 24,
+        logits,
+        labels: vec![0],
+    };
+    must_pass(&case, case.check());
+}

@@ -428,16 +428,20 @@ impl<V: SimdF32> LossSum<V> {
 }
 
 /// The lanes (bits) of a group of rows starting at `r0` that the f32 formulas
-/// cannot represent (`exact_row`'s module doc), among the active ones: `alpha_y *
-/// scale > 1` with `S_o` below the normal f32 range, or `alpha_y * scale` beyond
-/// `exact_row::EXACT_ABOVE` (or overflowing f32).
+/// cannot represent (`exact_row`'s module doc), among the active ones: `S_o`
+/// subnormal, or 0 with `alpha_y * scale > 1` (it may have underflowed), or
+/// `alpha_y * scale` beyond `exact_row::EXACT_ABOVE` (or overflowing f32).
 #[inline(always)]
 pub(super) fn exact_lanes<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> u32 {
+    let zero = V::splat(0.0);
     let w = r.alpha * k.scale_hi;
     let big = V::splat(1.0).lt(w);
-    let tiny = r.so_hi.lt(V::splat(exact_row::EXACT_BELOW));
+    let tiny = V::and(
+        r.so_hi.lt(V::splat(exact_row::EXACT_BELOW)),
+        V::or(zero.lt(r.so_hi), big),
+    );
     let huge = V::splat(exact_row::EXACT_ABOVE).le(w);
-    V::bitmask(V::and(r.active, V::or(V::and(big, tiny), huge)))
+    V::bitmask(V::and(r.active, V::or(tiny, huge)))
 }
 
 /// `loss` with the lanes set in `lanes` (rows `r0 + i`) recomputed in f64, their

@@ -124,24 +124,24 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
             }
         };
         let t = row_terms::<V>(&sums, &k);
-        // Rows beyond the f32 formulas (a huge weight on an underflowed S_o, or a
-        // weight times scale beyond f32): their losses in f64 here, their gradient
-        // rows in f64 by `wide_rows`, which visits them (weight times scale > 1).
-        let loss = with_exact_rows(call, r0, exact_lanes(&sums, &k), t.loss, None);
+        // Rows beyond the f32 formulas (a subnormal S_o, a huge weight on an
+        // underflowed one, a weight times scale beyond f32): recomputed in f64 once
+        // the batch is written (`wide_rows`, if it visits them, does the same).
+        let exact = exact_lanes(&sums, &k);
         // Active rows whose weight times scale exceeds 1 (see `wide_rows`), once per
         // batch.
         any_wide |=
             fused && V::bitmask(V::and(sums.active, V::splat(wide_alpha).lt(sums.alpha))) != 0;
         match call.mode {
             Mode::Loss => {
+                let loss = with_exact_rows(call, r0, exact, t.loss, None);
                 if let Some(dst) = out.get_mut(r0..r0 + n) {
                     // SAFETY: dst holds n <= LANES values.
                     unsafe { store_first(loss, dst.as_mut_ptr(), n) };
                 }
             }
-            Mode::Sum => sum.add(loss),
+            Mode::Sum => sum.add(with_exact_rows(call, r0, exact, t.loss, None)),
             Mode::Fused => {
-                sum.add(loss);
                 let coef = t.coef.to_array();
                 let grad_y = t.grad_y.to_array();
                 // The batch's gradient rows, contiguous.
@@ -159,6 +159,7 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
                         *slot = gy;
                     }
                 }
+                sum.add(with_exact_rows(call, r0, exact, t.loss, Some(&mut *out)));
             }
         }
         r0 += n;
