@@ -1300,3 +1300,23 @@ fn softmax_subnormal_sum_of_many_exps() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (4 minutes): gamma 2.0000002 (the general
+/// kernel), C = 36, the label at 16.6 and 34 classes at 0 (`q = S_o / S = 2.1e-6`,
+/// loss 7.6e-18): loss 8.5 ULP, label gradient 13 ULP.
+#[test]
+fn softmax_general_gamma_many_equal_exps() {
+    let mut logits = vec![0.0f32; 36];
+    logits[0] = f(0x4184cc9e); /* 16.6 */
+    logits[1] = f(0xc2efffff); /* -120 */
+    let case = SoftmaxCase {
+        gamma: f(0x40000001),                     /* 2.0000002 */
+        alpha: Weighting::Uniform(f(0x3f514b99)), /* 0.8175598 */
+        reduction: Reduction::Mean,
+        offsets: [0, 0, 0],
+        classes: 36,
+        logits,
+        labels: vec![0],
+    };
+    must_pass(&case, case.check());
+}

@@ -420,13 +420,15 @@ fn row_range<V: SimdF32>(row: &[f32]) -> (f32, V) {
 /// `S_o = sum_{j != y} e^(z_j - m)` as `hi + lo`; with `STORE`, writes every
 /// `e^(z_j - m)` (the label's too, rounded to f32) to `dst`.
 ///
-/// Per lane, a running sum that starts at 1, so that it is never smaller than the
-/// next term (`e <= 1`) and Fast2Sum gives each addition's rounding error exactly;
-/// the errors and the exps' low parts go to a second sum. Long rows use two such
-/// pairs (even and odd vectors), which keeps the loop-carried chain at one addition;
-/// short rows one. The lanes are added in f64, where the starting 1s come off
-/// exactly. The result is as accurate as the
-/// exps' hi + lo (about 0.15 ULP), with no rounding per term.
+/// Per lane, a running sum with each addition's rounding error recovered exactly
+/// by TwoSum; the errors and the exps' low parts go to a second sum, which stays
+/// below 2^-23 of the first, so its own roundings do not count. (A running sum
+/// started at 1 with Fast2Sum is three operations cheaper, but where every term is
+/// below 2^-24, as when the label dominates the row, the 1 absorbs nothing and the
+/// second sum becomes a plain f32 sum of the terms: 8 ULP at C = 36 on one lane, a
+/// fuzz finding.) Long rows use two pairs (even and odd vectors), which keeps the
+/// loop-carried chain at one addition; short rows one. The lanes are added in f64.
+/// The result is as accurate as the exps' hi + lo (about 0.15 ULP).
 ///
 /// Returns also the range of `next` (a row of the same length): its max and
 /// lane-wise minima.
@@ -464,7 +466,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
     } else {
         core::ptr::null()
     };
-    let mut acc = [(V::splat(1.0), V::splat(0.0)); 2];
+    let mut acc = [(V::splat(0.0), V::splat(0.0)); 2];
     // Short rows use one pair: their chain is a few vectors long, rows overlap
     // anyway, and one horizontal f64 sum per row is saved.
     let second = usize::from(!SHORT);
@@ -530,11 +532,9 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
     }
     let [(s0, c0), (s1, c1)] = acc;
     let total = if SHORT {
-        (s0.reduce_add_f64() - V::LANES as f64) + c0.reduce_add_f64()
+        s0.reduce_add_f64() + c0.reduce_add_f64()
     } else {
-        (s0.reduce_add_f64() - V::LANES as f64)
-            + (s1.reduce_add_f64() - V::LANES as f64)
-            + (c0 + c1).reduce_add_f64()
+        s0.reduce_add_f64() + s1.reduce_add_f64() + (c0 + c1).reduce_add_f64()
     };
     let hi = total as f32;
     (
@@ -627,11 +627,8 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
     if y_at == usize::MAX {
         // SAFETY: the caller's guarantee.
         let w = unsafe { V::load(keep.add(j)) };
-        // Fast2Sum of the running sum (>= 1 >= e) and w e, with w in {0, 1}: w e is
-        // exact, so each FMA rounds like the addition it replaces (and the error's
-        // is exact, as in Fast2Sum).
-        let s = e.mul_add(w, acc.0);
-        let err = e.mul_add(w, -(s - acc.0));
+        // TwoSum of the running sum and w e, with w in {0, 1} (w e is exact).
+        let (s, err) = two_sum(acc.0, e * w);
         *acc = (s, acc.1 + el.mul_add(w, err));
         return;
     }
@@ -639,9 +636,7 @@ unsafe fn exp_step<V: SimdF32, const STORE: bool, const DIFF: u8, const FULL: bo
         e = V::select(y_lane, zero, e);
         el = V::select(y_lane, zero, el);
     }
-    // Fast2Sum: the running sum is >= 1 >= e.
-    let s = acc.0 + e;
-    let err = e - (s - acc.0);
+    let (s, err) = two_sum(acc.0, e);
     *acc = (s, acc.1 + (err + el));
 }
 
