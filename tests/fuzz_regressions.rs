@@ -1320,3 +1320,24 @@ fn softmax_general_gamma_many_equal_exps() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (4 minutes), a bug of the f64 reference, not of
+/// the kernels: gamma 1.5e23, C = 6, the label 55 below the max (`p_y = 6e-25`):
+/// the reference's `q = 1 - p_y` rounded to 1 and `powf` gave `q^gamma = 1` (loss
+/// 55.75) where the kernels' 0.91 (loss 50.76) is right. Fixed in the reference
+/// (`ln_1p(-p_y)` above q = 1/2).
+#[test]
+fn softmax_reference_huge_gamma_tiny_p_y() {
+    let case = SoftmaxCase {
+        gamma: f(0x6601963f), /* 1.529892e23 */
+        alpha: Weighting::Off,
+        reduction: Reduction::Sum,
+        offsets: [0, 0, 0],
+        classes: 6,
+        logits: fs(&[
+            0x807fffc5, 0xba000000, 0x425c3c3c, 0x425c3c3c, 0xc2db5902, 0xbaba0b5d,
+        ]), /* [-1.2e-38, -4.9e-4, 55.06, 55.06, -109.7, -1.4e-3] */
+        labels: vec![0],
+    };
+    must_pass(&case, case.check());
+}

@@ -7,7 +7,7 @@
 //! relative 2^-53 of a difference whose exp is affected by at most 2^-53 |z_j - m|
 //! (the e_j that matter have |z_j - m| < 104). `T = sum_{j != argmax} e_j` (`S - 1`
 //! without cancellation), `S_o = sum_{j != y} e_j`, `nll = -(z_y - m) + ln_1p(T)`,
-//! `q = 1 - p_y = S_o / S`, `q^gamma = powf`, `FL = alpha q^gamma nll`,
+//! `q = 1 - p_y = S_o / S`, `q^gamma = powf` (from `ln_1p(-p_y)` above q = 1/2), `FL = alpha q^gamma nll`,
 //! `dFL/dz_j = alpha g (delta_jy - p_j)` with `-g = q^gamma (1 + gamma (e_y/S_o)
 //! nll)`: products and sums of same-sign terms, relative error below 1e-13 wherever
 //! the result is not flushed to 0 in f32.
@@ -49,10 +49,16 @@ pub fn row(z: &[f32], y: usize, gamma: f64, alpha: f64) -> Row {
     let s = 1.0 + t.total();
     let nll = -(f64::from(z[y]) - m) + t.total().ln_1p();
     let q = so / s;
+    // Above q = 1/2, q^gamma from ln q = ln_1p(-p_y): q itself rounds to 1 in f64
+    // for p_y < 2^-54, and a huge gamma (1.5e23 with p_y = 6e-25: q^gamma = 0.91)
+    // needs p_y's own bits (a fuzz finding against this reference, not the kernels).
+    let p_y = e[y] / s;
     let qg = if gamma == 0.0 {
         1.0
     } else if q == 0.0 {
         0.0
+    } else if p_y < 0.5 {
+        (gamma * (-p_y).ln_1p()).exp()
     } else {
         q.powf(gamma)
     };
