@@ -1341,3 +1341,26 @@ fn softmax_reference_huge_gamma_tiny_p_y() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (seconds, after the f64 row path took rows whose
+/// weight times scale is beyond f32): weights 3e38, a normaliser of 9.4e-32, and a
+/// `+inf` logit in the row: the f64 path gave up on infinite logits and the f32
+/// kernel's infinite factor made a NaN entry. Fixed: the f64 path takes infinite
+/// logits as the kernels do (`+inf` shares the probability, `-inf` has none).
+#[test]
+fn softmax_huge_factor_with_infinite_logit() {
+    let case = SoftmaxCase {
+        gamma: 1.0,
+        alpha: Weighting::PerClass(vec![f(0x7f61b1e6); 10]), /* 3e38 */
+        reduction: Reduction::DivideBy(f(0x0bf45ef4)),       /* 9.412825e-32 */
+        offsets: [0, 0, 0],
+        classes: 10,
+        logits: fs(&[
+            0x7149f287, 0x42ad79da, 0x7f800000, 0xc2769697, 0xc2769697, 0xc2769697, 0xc2769697,
+            0xc2769697, 0xc2769697, 0xc2769697, 0x4265a969, 0xf149f287, 0x42c7ffbd, 0xf149f287,
+            0xf149f287, 0xf149f287, 0x011f2cd1, 0xbd000000, 0x7149f287, 0x20d11e00,
+        ]),
+        labels: vec![3, 3],
+    };
+    must_pass(&case, case.check());
+}

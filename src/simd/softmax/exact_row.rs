@@ -35,9 +35,10 @@ pub(super) const EXACT_ABOVE: f32 = 1.0e30;
 
 /// The loss of row `z` with label `y` (`alpha_y q^gamma nll`, without the scale),
 /// and, when `grad` is given (`z.len()` entries), its gradient times `scale` written
-/// there. `None`, with nothing written, when a logit is not finite or `y` is out of
-/// range: the vector kernels' result stands. Out of line and cold, as
-/// [`exact_rows`].
+/// there. `None`, with nothing written, when a logit is NaN, every logit is `-inf`,
+/// or `y` is out of range: the vector kernels' result stands. Infinite logits as
+/// in the kernels: the `+inf` ones share all the probability, `-inf` has none.
+/// Out of line and cold, as [`exact_rows`].
 #[cold]
 #[inline(never)]
 pub(super) fn exact_row(
@@ -49,22 +50,37 @@ pub(super) fn exact_row(
     grad: Option<&mut [f32]>,
 ) -> Option<f32> {
     let zy = f64::from(*z.get(y)?);
-    if !z.iter().all(|v| v.is_finite()) {
+    if z.iter().any(|v| v.is_nan()) {
         return None;
     }
     let m = z
         .iter()
         .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    if m == f64::NEG_INFINITY {
+        return None;
+    }
     // e_j = e^(z_j - m): the difference of two f32 is exact in f64 unless their
     // exponents are far apart, and then its rounding (2^-53 of |z_j - m|, with
-    // z_j - m > -745 where e_j is not 0) moves e_j by far less than 2^-40.
+    // z_j - m > -745 where e_j is not 0) moves e_j by far less than 2^-40. With
+    // m = +inf: 1 for the +inf logits, 0 for the others.
+    let shift = |v: f64| {
+        if m == f64::INFINITY {
+            if v == m {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            }
+        } else {
+            v - m
+        }
+    };
     // (A fold from +0: `sum` of no terms, C = 1, is -0, and e_y / -0 = -inf.)
     let s_o = z
         .iter()
         .enumerate()
         .filter(|&(j, _)| j != y)
-        .fold(0.0, |s, (_, &v)| s + libm::exp(f64::from(v) - m));
-    let dy = zy - m;
+        .fold(0.0, |s, (_, &v)| s + libm::exp(shift(f64::from(v))));
+    let dy = shift(zy);
     let ey = libm::exp(dy);
     let s = ey + s_o;
     // nll = -ln p_y = (m - z_y) + ln S with S >= 1: two non-negative terms; when y
@@ -82,17 +98,21 @@ pub(super) fn exact_row(
         libm::exp(f64::from(gamma) * -libm::log1p(ey / s_o))
     };
     let alpha = f64::from(alpha);
-    let loss = alpha * qg * nll;
+    // A zero weight weighs the row out, also where nll is +inf.
+    let loss = if alpha == 0.0 { 0.0 } else { alpha * qg * nll };
     if let Some(grad) = grad {
         // dFL/dz_j = c e_j (j != y), dFL/dz_y = -c S_o, with
         // c = alpha q^gamma (1 + gamma (e_y / S_o) nll) / S; (e_y / S_o) nll tends
         // to 1 as S_o -> 0 (y the max: nll = ln(1 + S_o)), and is below 1 otherwise.
+        // (e_y nll -> 0 as z_y - m -> -inf: 0, not 0 * inf.)
         let ratio = if dy == 0.0 {
             if s_o > 0.0 {
                 nll / s_o
             } else {
                 1.0
             }
+        } else if ey == 0.0 {
+            0.0
         } else {
             (ey / s_o) * nll
         };
@@ -101,7 +121,7 @@ pub(super) fn exact_row(
             *g = if j == y {
                 (-c * s_o) as f32
             } else {
-                (c * libm::exp(f64::from(v) - m)) as f32
+                (c * libm::exp(shift(f64::from(v)))) as f32
             };
         }
     }
