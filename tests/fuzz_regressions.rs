@@ -1364,3 +1364,25 @@ fn softmax_huge_factor_with_infinite_logit() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (10 seconds): gamma 7.2e37, the label 51015 below
+/// the max (q = 1): on Portable (no FMA) Dekker's split of gamma overflowed and
+/// its NaN residual made the loss and gradient NaN. Fixed: the residual of
+/// gamma ln q is dropped when not finite.
+#[test]
+fn softmax_huge_gamma_dekker_split_without_fma() {
+    let mut logits = vec![0.0f32; 25];
+    logits[0] = f(0x20400000);
+    logits[1] = f(0xfbfbfbfb);
+    logits[5] = f(0x47474747); /* 51015.3 */
+    let case = SoftmaxCase {
+        gamma: f(0x7e58cf27), /* 7.204721e37 */
+        alpha: Weighting::Off,
+        reduction: Reduction::DivideBy(f(0x3a83126f)), /* 1e-3 */
+        offsets: [0, 0, 0],
+        classes: 25,
+        logits,
+        labels: vec![0],
+    };
+    must_pass(&case, case.check());
+}

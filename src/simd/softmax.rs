@@ -268,9 +268,10 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
         let a_err = two_prod_err(k.gamma, h, a);
         let (s, s_err) = two_sum(a, k.gamma * l);
         // The residual is below 2^-20 |s|, but |s| = gamma |ln q| has no bound (a
-        // huge gamma): exp_parts_wide drops it where the power underflows anyway
-        // (a NaN residual from Dekker's split included).
-        let (e, e_lo) = exp_parts_wide(s, a_err + s_err);
+        // huge gamma): exp_parts_wide drops it where the power underflows anyway.
+        // Without FMA, Dekker's split of a gamma above 2^115 overflows: its NaN
+        // residual is dropped too (NaN input stays NaN through s).
+        let (e, e_lo) = exp_parts_wide(s, finite_or_zero(a_err + s_err));
         // q = 0 gives 0; NaN stays NaN.
         V::select(q_hi.eq(zero), zero, e + e_lo)
     } else {
