@@ -57,10 +57,13 @@ pub enum ClassAlpha<'a> {
 /// times the reduction's scale exceeds 1 (weights above 1, normalisers below 1),
 /// the row's gradient is computed with the factor applied before the exps are
 /// scaled, so probabilities below the f32 range still give their normal gradient
-/// entries (such rows cost a second pass). The measured bound covers weights in
-/// `[0, 1]` and normalisers `>= 1`; beyond, the loss of a row whose
-/// `(1 - p_y)^gamma (-ln p_y)` is itself below the normal range keeps only the
-/// precision of that subnormal product.
+/// entries (such rows cost a second pass). Rows that f32 cannot carry are
+/// computed in f64 by a scalar path, whatever the backend: every other class more
+/// than 87 below the label (a subnormal sum of the other probabilities), a weight
+/// times scale above 1 on a `(1 - p_y)^gamma` or loss below the normal range, and
+/// a weight times scale beyond 1e30. They are rare (a margin above 87, or weights
+/// above 1 or normalisers below 1), and the bound then holds for any weight and
+/// normaliser.
 ///
 /// Special values: a NaN logit makes its row's loss and gradient NaN (other rows
 /// are untouched); a `+inf` logit takes all the probability (ties at `+inf` share

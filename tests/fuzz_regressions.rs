@@ -1386,3 +1386,26 @@ fn softmax_huge_gamma_dekker_split_without_fma() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (seconds): class weights 6e23, gamma 3, C = 33,
+/// the label at 33.8 and 31 classes at 0 (`q = 5.8e-14`, `q^3 nll = 1.1e-53`, below
+/// f32; times the weight 1e-29): loss 0, gradient 24 ULP. Fixed: rows with a
+/// weight times scale above 1 whose `q^gamma` or `q^gamma nll` is below the normal
+/// range take the f64 row path.
+#[test]
+fn softmax_big_weight_on_subnormal_power() {
+    let mut logits = vec![0.0f32; 33];
+    logits[0] = f(0x42073ee9); /* 33.81 */
+    logits[1] = f(0xf0ff0101);
+    logits[2] = f(0x8005ff41);
+    let case = SoftmaxCase {
+        gamma: 3.0,
+        alpha: Weighting::PerClass(vec![f(0x66ffffff); 33]), /* 6.04e23 */
+        reduction: Reduction::Sum,
+        offsets: [0, 0, 0],
+        classes: 33,
+        logits,
+        labels: vec![0],
+    };
+    must_pass(&case, case.check());
+}

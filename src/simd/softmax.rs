@@ -180,10 +180,12 @@ pub(super) struct RowSums<V: SimdF32> {
 /// A group of rows finished: loss, the gradient factor of the other classes
 /// (`dFL/dz_j = coef e_j`, scale included) and the label's gradient entry.
 #[derive(Clone, Copy)]
-pub(super) struct RowTerms<V> {
+pub(super) struct RowTerms<V: SimdF32> {
     pub loss: V,
     pub coef: V,
     pub grad_y: V,
+    /// Lanes whose `q^gamma` or `q^gamma nll` is below the normal range.
+    pub fragile: V::Mask,
 }
 
 /// `q^kind` for the integer kinds 1..=4 (by multiplication).
@@ -329,10 +331,14 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
         grad_y
     };
 
+    // q^gamma or q^gamma nll below the normal range: with a weight times scale
+    // above 1 the results can be normal while these kept only a subnormal's bits.
+    let min = V::splat(f32::MIN_POSITIVE);
     RowTerms {
         loss: V::select(r.active, loss, zero),
         coef: V::select(r.active, coef, zero),
         grad_y: V::select(r.active, grad_y, zero),
+        fragile: V::or(qg.lt(min), qn.lt(min)),
     }
 }
 
@@ -431,9 +437,10 @@ impl<V: SimdF32> LossSum<V> {
 /// The lanes (bits) of a group of rows starting at `r0` that the f32 formulas
 /// cannot represent (`exact_row`'s module doc), among the active ones: `S_o`
 /// subnormal, or 0 with `alpha_y * scale > 1` (it may have underflowed), or
-/// `alpha_y * scale` beyond `exact_row::EXACT_ABOVE` (or overflowing f32).
+/// `q^gamma` or `q^gamma nll` below the normal range with `alpha_y * scale > 1`,
+/// or `alpha_y * scale` beyond `exact_row::EXACT_ABOVE` (or overflowing f32).
 #[inline(always)]
-pub(super) fn exact_lanes<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> u32 {
+pub(super) fn exact_lanes<V: SimdF32>(r: &RowSums<V>, t: &RowTerms<V>, k: &Consts<V>) -> u32 {
     let zero = V::splat(0.0);
     let w = r.alpha * k.scale_hi;
     let big = V::splat(1.0).lt(w);
@@ -441,6 +448,7 @@ pub(super) fn exact_lanes<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> u32 {
         r.so_hi.lt(V::splat(exact_row::EXACT_BELOW)),
         V::or(zero.lt(r.so_hi), big),
     );
+    let tiny = V::or(tiny, V::and(big, t.fragile));
     let huge = V::splat(exact_row::EXACT_ABOVE).le(w);
     V::bitmask(V::and(r.active, V::or(tiny, huge)))
 }

@@ -127,7 +127,7 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
         // Rows beyond the f32 formulas (a subnormal S_o, a huge weight on an
         // underflowed one, a weight times scale beyond f32): recomputed in f64 once
         // the batch is written (`wide_rows`, if it visits them, does the same).
-        let exact = exact_lanes(&sums, &k);
+        let exact = exact_lanes(&sums, &t, &k);
         // Active rows whose weight times scale exceeds 1 (see `wide_rows`), once per
         // batch.
         any_wide |=
@@ -250,14 +250,14 @@ fn wide_rows<V: SimdF32>(
             alpha: V::splat(alpha),
             active: zero.eq(zero),
         };
-        if exact_lanes(&sums, k) & 1 != 0 {
+        let t = row_terms::<V>(&sums, k);
+        if exact_lanes(&sums, &t, k) & 1 != 0 {
             // Beyond the f32 formulas (see `run`): the row in f64.
             let gamma = call.gamma;
             if exact_row(z, y, alpha, gamma, call.scale, Some(&mut *g)).is_some() {
                 continue;
             }
         }
-        let t = row_terms::<V>(&sums, k);
         let coef = t.coef.to_array()[0];
         let gy = t.grad_y.to_array()[0];
         wide_scale_pass::<V>(z, g, m, coef);

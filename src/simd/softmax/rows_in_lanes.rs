@@ -127,9 +127,12 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
         alpha,
         active,
     };
-    let RowTerms { loss, coef, grad_y } = row_terms::<V>(&sums, k);
-    // Rows beyond the f32 formulas (a huge weight on an underflowed S_o): f64.
-    let exact = exact_lanes(&sums, k);
+    let terms = row_terms::<V>(&sums, k);
+    // Rows beyond the f32 formulas (`exact_lanes`): f64.
+    let exact = exact_lanes(&sums, &terms, k);
+    let RowTerms {
+        loss, coef, grad_y, ..
+    } = terms;
 
     match call.mode {
         Mode::Loss => {
