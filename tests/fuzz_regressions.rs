@@ -1409,3 +1409,26 @@ fn softmax_big_weight_on_subnormal_power() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (30 seconds): C = 136, the label at 104 and 134
+/// classes at 0: each `e^-104` underflows f32 to 0, their sum (the loss, 9.1e-44 =
+/// 65 units of 2^-149) does not; the loss came out 0. Fixed: rows with `S_o = 0`
+/// (more than one class) take the f64 row path too.
+#[test]
+fn softmax_sum_of_underflowed_exps() {
+    let mut logits = vec![0.0f32; 136];
+    logits[0] = f(0x42d00001); /* 104.00001 */
+    logits[1] = f(0xc2db4b4b);
+    logits[2] = f(0x348b0b1c);
+    logits[3] = f(0x00000140);
+    let case = SoftmaxCase {
+        gamma: 0.0,
+        alpha: Weighting::Off,
+        reduction: Reduction::Mean,
+        offsets: [0, 0, 0],
+        classes: 136,
+        logits,
+        labels: vec![0],
+    };
+    must_pass(&case, case.check());
+}

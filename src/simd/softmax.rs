@@ -141,6 +141,8 @@ pub(crate) fn gamma_kind(gamma: f32) -> u32 {
 pub(super) struct Consts<V> {
     /// [`gamma_kind`] of gamma.
     kind: u32,
+    /// One class: `S_o` is exactly 0.
+    one_class: bool,
     gamma: V,
     /// The reduction's scale as `hi + lo`, so `alpha_y * scale` rounds once.
     scale_hi: V,
@@ -154,6 +156,7 @@ impl<V: SimdF32> Consts<V> {
         let lo = (call.scale - f64::from(hi)) as f32;
         Consts {
             kind: gamma_kind(call.gamma),
+            one_class: call.classes == 1,
             gamma: V::splat(call.gamma),
             scale_hi: V::splat(hi),
             scale_lo: V::splat(lo),
@@ -436,7 +439,7 @@ impl<V: SimdF32> LossSum<V> {
 
 /// The lanes (bits) of a group of rows starting at `r0` that the f32 formulas
 /// cannot represent (`exact_row`'s module doc), among the active ones: `S_o`
-/// subnormal, or 0 with `alpha_y * scale > 1` (it may have underflowed), or
+/// subnormal or 0 (with one class only when `alpha_y * scale > 1`), or
 /// `q^gamma` or `q^gamma nll` below the normal range with `alpha_y * scale > 1`,
 /// or `alpha_y * scale` beyond `exact_row::EXACT_ABOVE` (or overflowing f32).
 #[inline(always)]
@@ -444,10 +447,14 @@ pub(super) fn exact_lanes<V: SimdF32>(r: &RowSums<V>, t: &RowTerms<V>, k: &Const
     let zero = V::splat(0.0);
     let w = r.alpha * k.scale_hi;
     let big = V::splat(1.0).lt(w);
-    let tiny = V::and(
-        r.so_hi.lt(V::splat(exact_row::EXACT_BELOW)),
-        V::or(zero.lt(r.so_hi), big),
-    );
+    // (S_o = 0 may be a sum of exps that each underflowed: 134 e^-104 = 65
+    // units of 2^-149. With one class it is exactly 0, and f32 is right.)
+    let tiny = r.so_hi.lt(V::splat(exact_row::EXACT_BELOW));
+    let tiny = if k.one_class {
+        V::and(tiny, V::or(zero.lt(r.so_hi), big))
+    } else {
+        tiny
+    };
     let tiny = V::or(tiny, V::and(big, t.fragile));
     let huge = V::splat(exact_row::EXACT_ABOVE).le(w);
     V::bitmask(V::and(r.active, V::or(tiny, huge)))

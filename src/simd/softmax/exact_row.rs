@@ -7,9 +7,10 @@
 //!   `alpha_y q^gamma nll ~ alpha_y S_o` and the gradient entries are normal f32
 //!   values built from sums that f32 holds only as subnormals or 0 (weight 1e30,
 //!   `S_o = e^-120`: loss 7.7e-23 returned as 0);
-//! - the same rows with `S_o` subnormal and any weight: each `e_j` below 2^-126
-//!   is rounded to a multiple of 2^-149, and their sum (the loss, ~S_o) was off by
-//!   up to C/2 units of 2^-149 (10.7 at C = 24, against the bound of 8);
+//! - the same rows with `S_o` subnormal or 0 and any weight: each `e_j` below
+//!   2^-126 is rounded to a multiple of 2^-149, and their sum (the loss, ~S_o) was
+//!   off by up to C/2 units of 2^-149 (10.7 at C = 24, against the bound of 8), or
+//!   0 where each `e_j` underflowed but their sum does not (134 e^-104);
 //! - the weight times the scale is beyond f32 (a weight of 3e38 and a normaliser
 //!   of 3.6e-19: 8e56): entries that overflow must be infinite (not NaN) and the
 //!   small ones normal (not flushed by an infinite factor).
@@ -23,8 +24,8 @@
 
 use super::{Call, MAX_LANES};
 
-/// `S_o` below this (f32) sends an active row here when it is positive, or 0 with
-/// `alpha_y * scale > 1`. Such rows have every other class more than 87 below the
+/// `S_o` below this (f32) sends an active row here (with one class only when
+/// `alpha_y * scale > 1`). Such rows have every other class more than 87 below the
 /// label: rare, and then a scalar pass over the row.
 pub(super) const EXACT_BELOW: f32 = f32::MIN_POSITIVE;
 
