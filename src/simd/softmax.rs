@@ -439,14 +439,17 @@ impl<V: SimdF32> LossSum<V> {
 
 /// The lanes (bits) of a group of rows starting at `r0` that the f32 formulas
 /// cannot represent (`exact_row`'s module doc), among the active ones: `S_o`
-/// subnormal or 0 (with one class only when `alpha_y * scale > 1`), or
-/// `q^gamma` or `q^gamma nll` below the normal range with `alpha_y * scale > 1`,
-/// or `alpha_y * scale` beyond `exact_row::EXACT_ABOVE` (or overflowing f32).
+/// subnormal or 0 (with one class only when `alpha_y` or `alpha_y * scale`
+/// exceeds 1), or `q^gamma` or `q^gamma nll` below the normal range with
+/// `alpha_y` or `alpha_y * scale` above 1, or `alpha_y * scale` beyond `exact_row::EXACT_ABOVE` (or overflowing f32).
 #[inline(always)]
 pub(super) fn exact_lanes<V: SimdF32>(r: &RowSums<V>, t: &RowTerms<V>, k: &Consts<V>) -> u32 {
     let zero = V::splat(0.0);
     let w = r.alpha * k.scale_hi;
-    let big = V::splat(1.0).lt(w);
+    // The weight alone too: the row loss (unscaled) is the same in every mode, so
+    // a row must not take f64 in Loss mode (weight 2) and f32 in Mean (scale 1/6).
+    let one = V::splat(1.0);
+    let big = V::or(one.lt(r.alpha), one.lt(w));
     // (S_o = 0 may be a sum of exps that each underflowed: 134 e^-104 = 65
     // units of 2^-149. With one class it is exactly 0, and f32 is right.)
     let tiny = r.so_hi.lt(V::splat(exact_row::EXACT_BELOW));
