@@ -1469,3 +1469,33 @@ fn softmax_mean_of_subnormal_row_losses() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (5 seconds): gamma 3, C = 6, a row (17, -17, 0,
+/// -17, -17, -17) with label 0: `S_o = 4.1e-8`, the loss 9.8 ULP off: the
+/// rows-in-lanes sum started at 1 with Fast2Sum, so below 2^-24 its error sum was
+/// a plain f32 sum of the terms (as in classes_in_lanes before). Fixed: TwoSum
+/// from 0.
+#[test]
+fn softmax_few_classes_sum_of_tiny_exps() {
+    let case = SoftmaxCase {
+        gamma: f(0x40400000), /* 3e0 */
+        alpha: Weighting::Off,
+        reduction: Reduction::DivideBy(f(0x00000000) /* 0e0 */),
+        offsets: [13, 2, 13],
+        classes: 6,
+        logits: fs(&[
+            0xc188002d, 0xc188002d, 0xc188002d, 0xc2b20040, 0x3080000b, 0x333921d1, 0x41880061,
+            0xc188002d, 0x2d2d2d2d, 0xc188002d, 0xc188002d, 0xc188002d, 0xc187ffb9, 0x4184ccd8,
+            0xb88b0b00, 0x5d6601a7, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+            0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+            0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+            0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+            0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+            0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+            0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000, 0x00000000,
+            0x00000000, 0x00000000, 0x00000000,
+        ]),
+        labels: vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+    must_pass(&case, case.check());
+}
