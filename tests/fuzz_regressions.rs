@@ -1499,3 +1499,26 @@ fn softmax_few_classes_sum_of_tiny_exps() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (10 seconds): weights 0.25 and a normaliser of
+/// 1.4e-37 (weight times scale 1.8e36): the Sum took the rows' losses from f64
+/// (factor beyond 1e30), Loss mode from f32, and the reduction was 4.3 ULP off the
+/// scaled sum of the per-row losses. Fixed: the loss's path is judged on the
+/// weight alone, the gradient's on weight times scale.
+#[test]
+fn softmax_reduction_matches_row_losses_with_tiny_normaliser() {
+    let case = SoftmaxCase {
+        gamma: f(0x41400000), /* 1.2e1 */
+        alpha: Weighting::PerClass(
+            fs(&[0x3e800000, 0x3e800000, 0x3e800000]), /* [0.25, 0.25, 0.25] */
+        ),
+        reduction: Reduction::DivideBy(f(0x0241ff19) /* 1.425261e-37 */),
+        offsets: [2, 0, 2],
+        classes: 3,
+        logits: fs(&[
+            0xc2ec3c3c, 0xc2ec3c3c, 0xc2ec3c3c, 0xc2ec3c3c, 0xc2ec3c3c, 0xc2ec3c3c,
+        ]), /* [-118.117645, -118.117645, -118.117645, -118.117645, -118.117645, -118.117645] */
+        labels: vec![2, 2],
+    };
+    must_pass(&case, case.check());
+}

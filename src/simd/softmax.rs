@@ -437,48 +437,73 @@ impl<V: SimdF32> LossSum<V> {
     }
 }
 
-/// The lanes (bits) of a group of rows starting at `r0` that the f32 formulas
-/// cannot represent (`exact_row`'s module doc), among the active ones: `S_o`
-/// subnormal or 0 (with one class only when `alpha_y` or `alpha_y * scale`
-/// exceeds 1), or `q^gamma` or `q^gamma nll` below the normal range with
-/// `alpha_y` or `alpha_y * scale` above 1, or `alpha_y * scale` beyond `exact_row::EXACT_ABOVE` (or overflowing f32).
-#[inline(always)]
-pub(super) fn exact_lanes<V: SimdF32>(r: &RowSums<V>, t: &RowTerms<V>, k: &Consts<V>) -> u32 {
-    let zero = V::splat(0.0);
-    let w = r.alpha * k.scale_hi;
-    // The weight alone too: the row loss (unscaled) is the same in every mode, so
-    // a row must not take f64 in Loss mode (weight 2) and f32 in Mean (scale 1/6).
-    let one = V::splat(1.0);
-    let big = V::or(one.lt(r.alpha), one.lt(w));
-    // (S_o = 0 may be a sum of exps that each underflowed: 134 e^-104 = 65
-    // units of 2^-149. With one class it is exactly 0, and f32 is right.)
-    let tiny = r.so_hi.lt(V::splat(exact_row::EXACT_BELOW));
-    let tiny = if k.one_class {
-        V::and(tiny, V::or(zero.lt(r.so_hi), big))
-    } else {
-        tiny
-    };
-    let tiny = V::or(tiny, V::and(big, t.fragile));
-    let huge = V::splat(exact_row::EXACT_ABOVE).le(w);
-    V::bitmask(V::and(r.active, V::or(tiny, huge)))
+/// The lanes (bits, one per row of a group) that the f32 formulas cannot
+/// represent (`exact_row`'s module doc), among the active ones.
+#[derive(Clone, Copy)]
+pub(super) struct ExactLanes {
+    /// Rows whose loss is recomputed in f64: judged on `alpha_y` alone, as the row
+    /// loss is unscaled, so a row takes the same path in every mode (a Mean must
+    /// be the mean of the per-row losses).
+    pub loss: u32,
+    /// Rows whose gradient row is recomputed in f64: judged on `alpha_y * scale`
+    /// (the gradient's factor), and every row of `loss`.
+    pub grad: u32,
 }
 
-/// `loss` with the lanes set in `lanes` (rows `r0 + i`) recomputed in f64, their
-/// gradient rows rewritten in `grad` (all rows, row-major) when given. Nothing to
-/// do (no call) when `lanes` is 0, the usual case.
+/// [`ExactLanes`] of a group: rows with `S_o` subnormal or 0 (with one class only
+/// when the factor exceeds 1), with `q^gamma` or `q^gamma nll` below the normal
+/// range and a factor above 1, or with a factor beyond `exact_row::EXACT_ABOVE`
+/// (or overflowing f32); the factor being `alpha_y` for the loss and
+/// `alpha_y * scale` for the gradient.
+#[inline(always)]
+pub(super) fn exact_lanes<V: SimdF32>(
+    r: &RowSums<V>,
+    t: &RowTerms<V>,
+    k: &Consts<V>,
+) -> ExactLanes {
+    let zero = V::splat(0.0);
+    // (S_o = 0 may be a sum of exps that each underflowed: 134 e^-104 = 65 units
+    // of 2^-149. With one class it is exactly 0, and f32 is right.)
+    let tiny_so = r.so_hi.lt(V::splat(exact_row::EXACT_BELOW));
+    let lanes = |factor: V| {
+        let big = V::splat(1.0).lt(factor);
+        let tiny = if k.one_class {
+            V::and(tiny_so, V::or(zero.lt(r.so_hi), big))
+        } else {
+            tiny_so
+        };
+        let tiny = V::or(tiny, V::and(big, t.fragile));
+        let huge = V::splat(exact_row::EXACT_ABOVE).le(factor);
+        V::bitmask(V::and(r.active, V::or(tiny, huge)))
+    };
+    let loss = lanes(r.alpha);
+    ExactLanes {
+        loss,
+        grad: loss | lanes(r.alpha * k.scale_hi),
+    }
+}
+
+/// `loss` with the rows of `lanes.loss` recomputed in f64, and, when `grad` is
+/// given (all rows, row-major), the gradient rows of `lanes.grad` rewritten.
+/// Nothing to do (no call) when no lane is set, the usual case.
 #[inline(always)]
 pub(super) fn with_exact_rows<V: SimdF32>(
     call: &Call<'_>,
     r0: usize,
-    lanes: u32,
+    lanes: ExactLanes,
     loss: V,
     grad: Option<&mut [f32]>,
 ) -> V {
-    if lanes == 0 {
+    let rows = if grad.is_some() {
+        lanes.grad
+    } else {
+        lanes.loss
+    };
+    if rows == 0 {
         return loss;
     }
     let mut a = loss.to_array();
-    exact_row::exact_rows(call, r0, lanes, &mut a, grad);
+    exact_row::exact_rows(call, r0, rows, lanes.loss, &mut a, grad);
     // SAFETY: a holds MAX_LANES >= LANES values.
     unsafe { V::load(a.as_ptr()) }
 }

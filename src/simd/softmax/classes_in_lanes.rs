@@ -251,7 +251,7 @@ fn wide_rows<V: SimdF32>(
             active: zero.eq(zero),
         };
         let t = row_terms::<V>(&sums, k);
-        if exact_lanes(&sums, &t, k) & 1 != 0 {
+        if exact_lanes(&sums, &t, k).grad & 1 != 0 {
             // Beyond the f32 formulas (see `run`): the row in f64.
             let gamma = call.gamma;
             if exact_row(z, y, alpha, gamma, call.scale, Some(&mut *g)).is_some() {

@@ -130,8 +130,8 @@ pub(super) fn exact_row(
 }
 
 /// [`exact_row`] for the rows `r0 + i` of the set bits `i` of `lanes`: each loss
-/// into `loss[i]`, each gradient row into `grad` (row-major, `C` values per row,
-/// from row 0) when given. Out of line and cold: scalar f64 code that the vector
+/// into `loss[i]` where bit `i` of `loss_lanes` is set too, each gradient row into
+/// `grad` (row-major, `C` values per row, from row 0) when given. Out of line and cold: scalar f64 code that the vector
 /// kernels call only when a group holds such a row (`scripts/check-asm.sh`
 /// tolerates this one call).
 #[cold]
@@ -140,6 +140,7 @@ pub(super) fn exact_rows(
     call: &Call<'_>,
     r0: usize,
     lanes: u32,
+    loss_lanes: u32,
     loss: &mut [f32; MAX_LANES],
     mut grad: Option<&mut [f32]>,
 ) {
@@ -160,7 +161,9 @@ pub(super) fn exact_rows(
         };
         let g = grad.as_deref_mut().and_then(|g| g.get_mut(range));
         if let Some(l) = exact_row(z, y, call.weights.of(y), call.gamma, call.scale, g) {
-            *slot = l;
+            if loss_lanes >> i & 1 != 0 {
+                *slot = l;
+            }
         }
     }
 }
