@@ -1522,3 +1522,31 @@ fn softmax_reduction_matches_row_losses_with_tiny_normaliser() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by softmax_differential (1 minute): rows of four `-inf` logits with
+/// weights 3e38 and a normaliser of 1e-3 (factor beyond 1e30): the f64 row path
+/// gave up on an all `-inf` row and the f32 kernel's infinite factor made NaN.
+/// Fixed: the f64 path takes an all `-inf` row as ties (p_j = 1/C), as the
+/// kernels do.
+#[test]
+fn softmax_huge_factor_all_negative_infinite_row() {
+    let case = SoftmaxCase {
+        gamma: f(0x3f800000), /* 1e0 */
+        alpha: Weighting::PerClass(
+            fs(&[0x7f61b1e6, 0x7f61b1e6, 0x7f61b1e6, 0x7f61b1e6]), /* [3e38, 3e38, 3e38, 3e38] */
+        ),
+        reduction: Reduction::DivideBy(f(0x3a83126f) /* 1e-3 */),
+        offsets: [0, 0, 1],
+        classes: 4,
+        logits: fs(&[
+            0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000,
+            0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000,
+            0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000,
+            0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000,
+            0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000,
+            0xff800000, 0xff800000, 0xff800000, 0xff800000, 0xff800000,
+        ]),
+        labels: vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+    must_pass(&case, case.check());
+}

@@ -36,8 +36,8 @@ pub(super) const EXACT_ABOVE: f32 = 1.0e30;
 
 /// The loss of row `z` with label `y` (`alpha_y q^gamma nll`, without the scale),
 /// and, when `grad` is given (`z.len()` entries), its gradient times `scale` written
-/// there. `None`, with nothing written, when a logit is NaN, every logit is `-inf`,
-/// or `y` is out of range: the vector kernels' result stands. Infinite logits as
+/// there. `None`, with nothing written, when a logit is NaN or `y` is out of
+/// range: the vector kernels' result stands. Infinite logits as
 /// in the kernels: the `+inf` ones share all the probability, `-inf` has none.
 /// Out of line and cold, as [`exact_rows`].
 #[cold]
@@ -57,15 +57,13 @@ pub(super) fn exact_row(
     let m = z
         .iter()
         .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-    if m == f64::NEG_INFINITY {
-        return None;
-    }
     // e_j = e^(z_j - m): the difference of two f32 is exact in f64 unless their
     // exponents are far apart, and then its rounding (2^-53 of |z_j - m|, with
     // z_j - m > -745 where e_j is not 0) moves e_j by far less than 2^-40. With
-    // m = +inf: 1 for the +inf logits, 0 for the others.
+    // m = +inf: 1 for the +inf logits, 0 for the others; with every logit -inf,
+    // 1 for all (ties share the probability, as in the kernels).
     let shift = |v: f64| {
-        if m == f64::INFINITY {
+        if m.is_infinite() {
             if v == m {
                 0.0
             } else {
