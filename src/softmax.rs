@@ -59,9 +59,10 @@ pub enum ClassAlpha<'a> {
 /// scaled, so probabilities below the f32 range still give their normal gradient
 /// entries (such rows cost a second pass). Rows that f32 cannot carry are
 /// computed in f64 by a scalar path, whatever the backend: every other class more
-/// than 87 below the label (a subnormal sum of the other probabilities), a weight
+/// than 69 below the label (the other probabilities sum below 2^-100, from exps
+/// rounded in the subnormal range), a weight
 /// times scale above 1 on a `(1 - p_y)^gamma` or loss below the normal range, and
-/// a weight times scale beyond 1e30. They are rare (a margin above 87, or weights
+/// a weight times scale beyond 1e30. They are rare (a margin above 69, or weights
 /// above 1 or normalisers below 1), and the bound then holds for any weight and
 /// normaliser.
 ///

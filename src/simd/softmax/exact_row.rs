@@ -7,7 +7,7 @@
 //!   `alpha_y q^gamma nll ~ alpha_y S_o` and the gradient entries are normal f32
 //!   values built from sums that f32 holds only as subnormals or 0 (weight 1e30,
 //!   `S_o = e^-120`: loss 7.7e-23 returned as 0);
-//! - the same rows with `S_o` subnormal or 0 and any weight: each `e_j` below
+//! - the same rows with `S_o` below 2^-100 (or 0) and any weight: each `e_j` below
 //!   2^-126 is rounded to a multiple of 2^-149, and their sum (the loss, ~S_o) was
 //!   off by up to C/2 units of 2^-149 (10.7 at C = 24, against the bound of 8), or
 //!   0 where each `e_j` underflowed but their sum does not (134 e^-104);
@@ -24,10 +24,14 @@
 
 use super::{Call, MAX_LANES};
 
-/// `S_o` below this (f32) sends an active row here (with one class only when
-/// `alpha_y * scale > 1`). Such rows have every other class more than 87 below the
-/// label: rare, and then a scalar pass over the row.
-pub(super) const EXACT_BELOW: f32 = f32::MIN_POSITIVE;
+/// `S_o` below this (f32, 2^-100) sends an active row here (with one class only
+/// when the factor exceeds 1). Each `e_j` below 2^-126 is rounded to a multiple of
+/// 2^-149 (its low part cannot hold that rounding), so `S_o` carries up to C/2
+/// such units: 9.6 ULP for 22 terms of e^-90 summing to 1.8e-38, a normal number
+/// (a fuzz finding). From 2^-100 up they are below C 2^-50 of `S_o`. Such rows
+/// have every other class more than 69 below the label: rare, and then a scalar
+/// pass over the row.
+pub(super) const EXACT_BELOW: f32 = f32::from_bits(0x0D80_0000);
 
 /// `alpha_y * scale` (f32) from this up sends an active row here: the f32 factor
 /// `alpha_y scale q^gamma (1 + gamma (e_y/S_o) nll) / S` would come within a
