@@ -7,6 +7,8 @@ import re
 import sys
 from collections import OrderedDict
 
+from readme_section import replace_section
+
 src = sys.argv[1] if len(sys.argv) > 1 else "target/accuracy-tables.md"
 readme = sys.argv[2] if len(sys.argv) > 2 else "README.md"
 text = open(src).read()
@@ -58,9 +60,5 @@ if sums:
                ", ".join(f"{b} {sums[b][1]:.3f} ULP" for b in backends if b in sums) + ".")
 table = "\n".join(out)
 
-r = open(readme).read()
-start, end = "<!-- accuracy-table:start -->", "<!-- accuracy-table:end -->"
-i, j = r.index(start) + len(start), r.index(end)
-r = r[:i] + "\n" + table + "\n" + r[j:]
-open(readme, "w").write(r)
+replace_section(readme, "accuracy-table", table)
 print(table)

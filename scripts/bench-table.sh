@@ -81,8 +81,10 @@ fi
 python3 - "$results" "$target_dir/speed-table.md" README.md <<'EOF'
 import json, os, re, sys
 
+sys.path.insert(0, "scripts")
+from readme_section import replace_section
+
 results, table_path, readme_path = sys.argv[1:4]
-START, END = "<!-- speed-table:start -->", "<!-- speed-table:end -->"
 OPS = ["fused_mean", "mean", "elementwise"]
 BACKENDS = ["avx512", "avx2", "portable", "scalar", "naive"]
 OP_GROUP = re.compile(r"^(elementwise|mean|fused_mean)/g([0-9.]+)/n([0-9]+)$")
@@ -159,17 +161,6 @@ if others:
     text += ("\n<details><summary>Mean loss (<code>loss_reduced</code>) and elementwise loss "
              "(<code>loss</code>)</summary>\n\n" + HEADER + others + "\n</details>\n")
 
-os.makedirs(os.path.dirname(table_path), exist_ok=True)
-with open(table_path, "w") as f:
-    f.write(text)
-
-with open(readme_path) as f:
-    readme = f.read()
-start, end = readme.find(START), readme.find(END)
-if start < 0 or end < start:
-    sys.exit(f"{readme_path} lacks the {START} ... {END} markers")
-readme = readme[: start + len(START)] + "\n" + text + readme[end:]
-with open(readme_path, "w") as f:
-    f.write(readme)
+replace_section(readme_path, "speed-table", text, table_path)
 print(f"wrote {table_path} and the speed table of {readme_path}")
 EOF

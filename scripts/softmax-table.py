@@ -17,7 +17,8 @@ import os
 import re
 import sys
 
-START, END = "<!-- softmax-speed-table:start -->", "<!-- softmax-speed-table:end -->"
+from readme_section import replace_section
+
 BACKENDS = ["avx512", "avx2", "portable", "scalar", "naive"]
 GROUP = re.compile(r"^softmax_fused_mean/g([0-9.]+)/n([0-9]+)_c([0-9]+)$")
 
@@ -69,18 +70,7 @@ def main():
         vs_naive = f"{naive / ns_call:.1f}x" if naive else ""
         text += f"| {gamma} | {n} x {c} | {function} | {per:.3f} | {1e3 / per:.0f} | {vs_naive} |\n"
 
-    os.makedirs(os.path.dirname(table_path), exist_ok=True)
-    with open(table_path, "w") as f:
-        f.write(text)
-
-    with open(readme_path) as f:
-        readme = f.read()
-    start, end = readme.find(START), readme.find(END)
-    if start < 0 or end < start:
-        sys.exit(f"{readme_path} lacks the {START} ... {END} markers")
-    readme = readme[: start + len(START)] + "\n" + text + readme[end:]
-    with open(readme_path, "w") as f:
-        f.write(readme)
+    replace_section(readme_path, "softmax-speed-table", text, table_path)
     print(f"wrote {table_path} and the softmax speed table of {readme_path}")
 
 
