@@ -461,26 +461,31 @@ pub(super) fn exact_lanes<V: SimdF32>(
     t: &RowTerms<V>,
     k: &Consts<V>,
 ) -> ExactLanes {
+    let loss = exact_lanes_for(r, t, k, r.alpha);
+    ExactLanes {
+        loss,
+        grad: loss | exact_lanes_for(r, t, k, r.alpha * k.scale_hi),
+    }
+}
+
+/// [`exact_lanes`] for one factor (a function, not a closure, so that it inlines
+/// into the `#[target_feature]` entry points: check-asm caught the closure called
+/// out of line in the AVX2 entry, at twice the time per row at C = 3).
+#[inline(always)]
+fn exact_lanes_for<V: SimdF32>(r: &RowSums<V>, t: &RowTerms<V>, k: &Consts<V>, factor: V) -> u32 {
     let zero = V::splat(0.0);
     // (S_o = 0 may be a sum of exps that each underflowed: 134 e^-104 = 65 units
     // of 2^-149. With one class it is exactly 0, and f32 is right.)
-    let tiny_so = r.so_hi.lt(V::splat(exact_row::EXACT_BELOW));
-    let lanes = |factor: V| {
-        let big = V::splat(1.0).lt(factor);
-        let tiny = if k.one_class {
-            V::and(tiny_so, V::or(zero.lt(r.so_hi), big))
-        } else {
-            tiny_so
-        };
-        let tiny = V::or(tiny, V::and(big, t.fragile));
-        let huge = V::splat(exact_row::EXACT_ABOVE).le(factor);
-        V::bitmask(V::and(r.active, V::or(tiny, huge)))
+    let tiny = r.so_hi.lt(V::splat(exact_row::EXACT_BELOW));
+    let big = V::splat(1.0).lt(factor);
+    let tiny = if k.one_class {
+        V::and(tiny, V::or(zero.lt(r.so_hi), big))
+    } else {
+        tiny
     };
-    let loss = lanes(r.alpha);
-    ExactLanes {
-        loss,
-        grad: loss | lanes(r.alpha * k.scale_hi),
-    }
+    let tiny = V::or(tiny, V::and(big, t.fragile));
+    let huge = V::splat(exact_row::EXACT_ABOVE).le(factor);
+    V::bitmask(V::and(r.active, V::or(tiny, huge)))
 }
 
 /// `loss` with the rows of `lanes.loss` recomputed in f64, and, when `grad` is
