@@ -31,97 +31,15 @@ const CLASSES: [usize; 8] = [1, 2, 3, 8, 9, 33, 80, 1000];
 const GAMMAS: [f32; 7] = [0.0, 0.5, 1.0, 2.0, 3.0, 4.7, 8.0];
 
 /// The high-precision reference, in f64, written from the formulas (not from the
-/// kernels' code).
-///
-/// Inputs are f32, exact in f64. `d_j = z_j - m` is exact in f64 here (the logits
-/// of a row are within 2^29 of each other in magnitude or negligible), so
-/// `e_j = exp(d_j)` has about 1 f64 ULP of error. Sums (Neumaier) of positive terms
-/// keep that. `nll = -ln p_y = -d_y + ln_1p(T)` with `T = sum_{j != argmax} e_j`
-/// (`S - 1` exactly, no cancellation, also for `p_y -> 1`); `q = 1 - p_y = S_o / S`;
-/// `q^gamma = powf` (relative error about `gamma |ln q| 2^-53`, below 1e-13 for
-/// every `q^gamma` that is not flushed to 0 in f32). The gradient
-/// `alpha_y g (delta_jy - p_j)` uses `-g = q^gamma (1 + gamma (e_y/S_o) nll)`, a
-/// sum of positive terms, and `1 - p_y = S_o / S`. Every step is a product or a
-/// sum of same-sign terms: the reference's relative error stays below 1e-13, a
-/// millionth of an f32 ULP. `check_reference` cross-checks the formulas against
-/// the textbook ones and against finite differences.
+/// kernels' code): shared with the fuzz targets, whose module doc says why its
+/// relative error stays below 1e-13. `check_reference` cross-checks it against the
+/// textbook formulas and against finite differences.
+#[allow(dead_code)] // `row` (the one-call form) serves the fuzz targets.
+#[path = "../fuzz/src/softmax_reference.rs"]
+mod softmax_reference;
+
 mod reference {
-    use super::Neumaier;
-
-    /// Loss and gradient (`d FL / d z_j`) of one row, unscaled.
-    pub struct Row {
-        pub loss: f64,
-        pub grad: Vec<f64>,
-    }
-
-    /// Gamma-independent parts of a row.
-    pub struct Parts {
-        e: Vec<f64>,
-        y: usize,
-        nll: f64,
-        so: f64,
-        s: f64,
-    }
-
-    pub fn parts(z: &[f32], y: usize) -> Parts {
-        let (argmax, m) = z
-            .iter()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |(bi, bm), (i, &v)| {
-                if f64::from(v) > bm {
-                    (i, f64::from(v))
-                } else {
-                    (bi, bm)
-                }
-            });
-        let e: Vec<f64> = z.iter().map(|&v| (f64::from(v) - m).exp()).collect();
-        let mut t = Neumaier::default();
-        let mut so = Neumaier::default();
-        for (j, &ej) in e.iter().enumerate() {
-            if j != argmax {
-                t.add(ej);
-            }
-            if j != y {
-                so.add(ej);
-            }
-        }
-        let d_y = f64::from(z[y]) - m;
-        let nll = -d_y + t.total().ln_1p();
-        Parts {
-            y,
-            nll,
-            so: so.total(),
-            s: 1.0 + t.total(),
-            e,
-        }
-    }
-
-    pub fn row(p: &Parts, gamma: f64, alpha: f64) -> Row {
-        let q = p.so / p.s;
-        let qg = if gamma == 0.0 {
-            1.0
-        } else if q == 0.0 {
-            0.0
-        } else {
-            q.powf(gamma)
-        };
-        let loss = alpha * qg * p.nll;
-        let ey = p.e[p.y];
-        let ratio = if p.so > 0.0 { ey * p.nll / p.so } else { 1.0 };
-        let neg_g = qg * (1.0 + gamma * ratio);
-        let grad =
-            p.e.iter()
-                .enumerate()
-                .map(|(j, &ej)| {
-                    if j == p.y {
-                        -alpha * neg_g * (p.so / p.s)
-                    } else {
-                        alpha * neg_g * (ej / p.s)
-                    }
-                })
-                .collect();
-        Row { loss, grad }
-    }
+    pub use super::softmax_reference::{parts, row_of as row, Parts, Row};
 
     /// The textbook formulas in f64 (softmax, then `(1-p)^gamma`, `ln p`, the
     /// chain rule): for cross-checking `row` on benign rows only.

@@ -1,6 +1,6 @@
 //! f64 reference of the softmax focal loss of one row of finite logits, and its
-//! gradient: the formulas of `tests/softmax_accuracy.rs` (whose reference module is
-//! private to that test), written apart from the kernels.
+//! gradient, written apart from the kernels. Shared by the fuzz targets,
+//! `tests/fuzz_regressions.rs` and `tests/softmax_accuracy.rs` (through `#[path]`).
 //!
 //! `m` = the row max, `e_j = exp(z_j - m)`; `z_j - m` is exact in f64 unless `z_j`
 //! is more than 2^29 times smaller than `m` in magnitude, and then the rounding is
@@ -22,8 +22,18 @@ pub struct Row {
     pub grad: Vec<f64>,
 }
 
-/// The reference for the row `z` (finite) with label `y < z.len()`.
-pub fn row(z: &[f32], y: usize, gamma: f64, alpha: f64) -> Row {
+/// The gamma-independent parts of a row (computed once when a row is checked for
+/// several gammas: `tests/softmax_accuracy.rs`).
+pub struct Parts {
+    e: Vec<f64>,
+    y: usize,
+    nll: f64,
+    so: f64,
+    s: f64,
+}
+
+/// [`Parts`] of the row `z` (finite) with label `y < z.len()`.
+pub fn parts(z: &[f32], y: usize) -> Parts {
     let (argmax, m) = z
         .iter()
         .enumerate()
@@ -45,14 +55,23 @@ pub fn row(z: &[f32], y: usize, gamma: f64, alpha: f64) -> Row {
             so.add(ej);
         }
     }
-    let so = so.total();
-    let s = 1.0 + t.total();
-    let nll = -(f64::from(z[y]) - m) + t.total().ln_1p();
-    let q = so / s;
+    Parts {
+        y,
+        nll: -(f64::from(z[y]) - m) + t.total().ln_1p(),
+        so: so.total(),
+        s: 1.0 + t.total(),
+        e,
+    }
+}
+
+/// Loss and gradient of a row from its [`Parts`], for gamma and alpha_y = `alpha`.
+pub fn row_of(p: &Parts, gamma: f64, alpha: f64) -> Row {
+    let q = p.so / p.s;
     // Above q = 1/2, q^gamma from ln q = ln_1p(-p_y): q itself rounds to 1 in f64
     // for p_y < 2^-54, and a huge gamma (1.5e23 with p_y = 6e-25: q^gamma = 0.91)
     // needs p_y's own bits (a fuzz finding against this reference, not the kernels).
-    let p_y = e[y] / s;
+    let ey = p.e[p.y];
+    let p_y = ey / p.s;
     let qg = if gamma == 0.0 {
         1.0
     } else if q == 0.0 {
@@ -62,20 +81,24 @@ pub fn row(z: &[f32], y: usize, gamma: f64, alpha: f64) -> Row {
     } else {
         q.powf(gamma)
     };
-    let loss = alpha * qg * nll;
-    let ey = e[y];
-    let ratio = if so > 0.0 { ey * nll / so } else { 1.0 };
+    let loss = alpha * qg * p.nll;
+    let ratio = if p.so > 0.0 { ey * p.nll / p.so } else { 1.0 };
     let neg_g = qg * (1.0 + gamma * ratio);
-    let grad = e
-        .iter()
-        .enumerate()
-        .map(|(j, &ej)| {
-            if j == y {
-                -alpha * neg_g * (so / s)
-            } else {
-                alpha * neg_g * (ej / s)
-            }
-        })
-        .collect();
+    let grad =
+        p.e.iter()
+            .enumerate()
+            .map(|(j, &ej)| {
+                if j == p.y {
+                    -alpha * neg_g * (p.so / p.s)
+                } else {
+                    alpha * neg_g * (ej / p.s)
+                }
+            })
+            .collect();
     Row { loss, grad }
+}
+
+/// The reference for the row `z` (finite) with label `y < z.len()`.
+pub fn row(z: &[f32], y: usize, gamma: f64, alpha: f64) -> Row {
+    row_of(&parts(z, y), gamma, alpha)
 }
