@@ -126,10 +126,12 @@ pub(crate) fn expm1_nonpositive<V: SimdF32>(x: V) -> V {
 fn log1p_small_tail<V: SimdF32>(f: V) -> V {
     let s = f / (V::splat(2.0) + f);
     let z = s * s;
-    let r = z.mul_add(V::splat(2.0 / 11.0), V::splat(2.0 / 9.0));
-    let r = z.mul_add(r, V::splat(2.0 / 7.0));
-    let r = z.mul_add(r, V::splat(2.0 / 5.0));
-    let r = z.mul_add(r, V::splat(2.0 / 3.0));
+    // Estrin's scheme, as in `exp_reduced`.
+    let z2 = z * z;
+    let r01 = z.mul_add(V::splat(2.0 / 5.0), V::splat(2.0 / 3.0));
+    let r23 = z.mul_add(V::splat(2.0 / 9.0), V::splat(2.0 / 7.0));
+    let r = z2.mul_add(V::splat(2.0 / 11.0), r23);
+    let r = z2.mul_add(r, r01);
     let r = r * z;
     let hfsq = V::splat(0.5) * f * f;
     // -(hfsq - s (hfsq + R))
