@@ -36,7 +36,7 @@ mod exact_row;
 mod math;
 mod rows_in_lanes;
 
-use self::math::{exp_parts_wide, finite_or_zero, ln1p_hilo, ln_hilo, two_prod_err, two_sum};
+use self::math::{exp_parts_wide, finite_or_zero, ln1p_hilo, two_prod_err, two_sum};
 use super::{SimdF32, MAX_LANES};
 
 /// Gamma kinds: 0..=4 are integer powers by multiplication, anything else is
@@ -256,7 +256,11 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
     } else if k.kind == GENERAL {
         // q^gamma = e^(gamma ln q), the product carried in hi + lo: gamma ln q
         // reaches -100 and more, and its rounding would be multiplied by it.
-        let (h, l) = ln_hilo(q_hi);
+        // ln q as k ln2 + f + tail with only the small tail rounded (the sigmoid
+        // kernels' `ln_hilo`): a logarithm rounded once as a whole is off by up to
+        // 2^-25 absolute, which gamma multiplies (9.1 ULP at gamma 7.2 for
+        // q = 8.4e-5, found by an independent audit).
+        let (h, l) = crate::simd::math::ln_hilo(q_hi);
         let l = l + q_rel;
         // q close to 1 (p_y < 2^-10): ln q = ln(1 - p_y) from p_y itself,
         // -p_y (1 + p_y/2 + p_y^2/3) (truncation below 2^-32 relative), not from

@@ -53,9 +53,11 @@ pub(crate) fn finite_or_zero<V: SimdF32>(v: V) -> V {
 /// Reduction `hi + lo = k ln2 + r + r_lo` with `r` exact: with an FMA,
 /// `r = hi - k LN2_F32` is exact (ln2 rounded to f32 has its last bit at 2^-24,
 /// so the difference, below 0.35, fits in 24 bits) and `r_lo = lo - k (ln2 -
-/// LN2_F32)`, |r_lo| < 2^-21; without one, Cody-Waite with `LN2_HI` (8 zero bits)
-/// and TwoSum. Then `e^(r + r_lo) = 1 + r + u` with `u = r^2 P(r) + r_lo (1 + r)`
-/// (`P` = [`EXP_P`], error below 0.012 ULP of `e^r`; `r_lo^2` is below 2^-43):
+/// LN2_F32)`, |r_lo| up to 2^-17 (|lo| is up to half an ULP of `hi`); without one,
+/// Cody-Waite with `LN2_HI` (8 zero bits) and TwoSum. Then `e^(r + r_lo) = 1 + r + u`
+/// with `u = r^2 P(r) + r_lo e^r`, `e^r` to third order there (`P` = [`EXP_P`],
+/// error below 0.012 ULP of `e^r`; the truncations, `r_lo r^4 / 24` and
+/// `r_lo^2 / 2`, below 2^-34):
 /// `e_hi = 1 + (r + u)` (two roundings), `e_lo = ((1 - e_hi) + r) + u`, the
 /// residual of both within 2^-43 (see [`exp_reduced`]). Both parts scaled by `2^k`
 /// (`ldexp`).
@@ -94,7 +96,13 @@ pub(crate) fn exp_reduced<V: SimdF32>(x: V, lo: V) -> (V, V, V) {
     let p = r.mul_add(p, V::splat(EXP_P[3]));
     let p = r.mul_add(p, V::splat(EXP_P[4]));
     let p = r.mul_add(p, V::splat(EXP_P[5]));
-    let u = (r * r).mul_add(p, r_lo.mul_add(r, r_lo));
+    // e^(r + r_lo) = e^r + r_lo e^r (1 + r_lo/2 + ...): the second term with e^r to
+    // third order, off the polynomial's latency chain. Its truncation r_lo r^4/24
+    // is below 2^-37 for |r_lo| <= 2^-17 (an exponent near -100 carries a residual
+    // that large); `r_lo (1 + r)` alone left r_lo r^2/2, 7 ULP at gamma ln q = -66.9.
+    let r2 = r * r;
+    let er = r2.mul_add(r.mul_add(V::splat(1.0 / 6.0), V::splat(0.5)), r);
+    let u = r2.mul_add(p, r_lo.mul_add(er, r_lo));
     let h = one + (r + u);
     // The residual of h as an approximation of 1 + r + u, without the error of
     // r + u as a separate term: 1 - h is exact (Sterbenz, h in [0.7, 1.42]); adding
@@ -177,19 +185,4 @@ pub(crate) fn ln1p_hilo<V: SimdF32>(x: V, xl: V, inv_u: V) -> (V, V) {
     let (u, err) = two_sum(V::splat(1.0), x);
     let (hi, lo) = ln_normal(u);
     (hi, (err + xl).mul_add(inv_u, lo))
-}
-
-/// `ln(q)` for `q` in `(0, 1]` (subnormals included) as `hi + lo`, `hi` exact.
-/// 0 gives a finite garbage value: callers select it away.
-#[inline(always)]
-pub(crate) fn ln_hilo<V: SimdF32>(q: V) -> (V, V) {
-    let tiny = q.lt(V::splat(f32::MIN_POSITIVE));
-    let qs = V::select(tiny, q * V::splat(16_777_216.0), q);
-    let (hi, lo) = ln_normal(qs);
-    // ln(q) = ln(q 2^24) - 24 ln2, the subtraction exact in the split form.
-    let t = V::select(tiny, V::splat(24.0), V::splat(0.0));
-    (
-        t.mul_add(V::splat(-LN2_HI), hi),
-        t.mul_add(V::splat(-LN2_LO), lo),
-    )
 }
