@@ -1612,3 +1612,56 @@ fn softmax_normal_sum_of_subnormal_exps() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by an independent accuracy audit (a random grid in mpmath), on the Scalar
+/// backend only. Bug: a soft target of exactly 0.5 at a tiny logit gave a zero
+/// gradient (x = 1e-20, gamma 0: 0 instead of 2.5e-21), where the true value is a
+/// normal number: nothing cancels there (the gradient is `q^gamma (1 + c) (p - 1/2)`),
+/// but the term-scale measure of soft gradients counts a zero as rounding, so the
+/// checks above cannot see it. Cause: Scalar's `exp_nonpositive_parts` rounded
+/// `e^-1e-20` in f64, which is 1.0, so the residual that carries `p - 1/2` was 0.
+/// Fixed with `expm1` near 0 (src/scalar/mod.rs). The gradient is checked here
+/// against its closed form, to 1e-6 relative.
+#[test]
+fn sigmoid_soft_half_target_tiny_logit_gradient_is_not_zero() {
+    for soft in [SoftTargets::Torchvision, SoftTargets::ExpNegBce] {
+        for gamma in [0.0f32, 0.3, 2.0] {
+            let logits = [1e-20f32, -3e-18, 1e-30, 2e-12, -1e-38];
+            let targets = [0.5f32; 5];
+            let case = SigmoidCase {
+                gamma,
+                alpha: Alpha::Off,
+                soft,
+                reduction: Reduction::Sum,
+                offsets: [0, 0, 0],
+                logits: logits.to_vec(),
+                targets: targets.to_vec(),
+            };
+            must_pass(&case, case.check());
+            // t = 1/2: q = 1/2 in both forms (BCE = ln 2 to first order), dq/dx = 0
+            // (torchvision) or e^-BCE (p - t) = (p - t)/2 (snippet), p - t = x/4.
+            let g = f64::from(gamma);
+            let c = match soft {
+                SoftTargets::Torchvision => 0.0,
+                _ => g * core::f64::consts::LN_2,
+            };
+            for b in Backend::available() {
+                let fl = focal::Focal::new(gamma, Alpha::Off)
+                    .unwrap()
+                    .soft_targets(soft)
+                    .with_backend(b)
+                    .unwrap();
+                let mut grad = [0f32; 5];
+                fl.grad(&logits, &targets, &mut grad).unwrap();
+                for (&x, &got) in logits.iter().zip(&grad) {
+                    let want = 0.5f64.powf(g) * (1.0 + c) * f64::from(x) / 4.0;
+                    let rel = (f64::from(got) - want).abs() / want.abs();
+                    assert!(
+                        rel < 1e-6,
+                        "{b:?} {soft:?} gamma {gamma} x {x:e}: grad {got:e}, want {want:e}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -124,8 +124,18 @@ unsafe impl SimdF32 for f32 {
     #[cfg(not(compact))]
     #[inline(always)]
     fn exp_nonpositive_parts(self) -> (Self, Self) {
-        // libm's f64 exp gives the f32 result and its rounding error.
-        let e = libm::exp(f64::from(self));
+        let x = f64::from(self);
+        if x > -0.5 {
+            // Near 0, e^x rounded even to f64 drops the distance to 1 (e^-1e-20 is
+            // 1.0), which the soft-target gradient needs (sigmoid(1e-20) - 0.5 gave
+            // 0 instead of 2.5e-21: an independent audit): from expm1, the residual
+            // of hi is exact in f64 (1 - hi by Sterbenz, then one rounding).
+            let m = libm::expm1(x);
+            let hi = (1.0 + m) as f32;
+            return (hi, ((1.0 - f64::from(hi)) + m) as f32);
+        }
+        // libm's f64 exp gives the f32 result and its rounding error (NaN too).
+        let e = libm::exp(x);
         let hi = e as f32;
         (hi, (e - f64::from(hi)) as f32)
     }
