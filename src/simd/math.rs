@@ -241,10 +241,14 @@ pub(crate) fn logistic<V: SimdF32>(x: V) -> Logistic<V> {
     // 1 - big0 d and e - small0 d are exact with FMA.
     let big_rem = fms_exact(big0, d, one);
     let small_rem = fms_exact(small0, d, e) + el;
-    let big_c = big0 * (big_rem - big0 * derr);
-    let small_c = big0 * (small_rem - small0 * derr);
-    let big = big0 + big_c;
-    let small = small0 + small_c;
+    let big_x = big_rem - big0 * derr;
+    let small_x = small_rem - small0 * derr;
+    let big_c = big0 * big_x;
+    let small_c = big0 * small_x;
+    // The corrected quotients with one rounding (an FMA: one latency step fewer);
+    // big_c and small_c only serve the residuals below.
+    let big = big0.mul_add(big_x, big0);
+    let small = big0.mul_add(small_x, small0);
     Logistic {
         e,
         el,
