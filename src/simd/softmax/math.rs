@@ -91,16 +91,18 @@ pub(crate) fn exp_reduced<V: SimdF32>(x: V, lo: V) -> (V, V, V) {
         let r1 = k.mul_add(V::splat(-LN2_HI), x);
         two_sum(r1, k.mul_add(V::splat(-LN2_LO), lo))
     };
-    let p = r.mul_add(V::splat(EXP_P[0]), V::splat(EXP_P[1]));
-    let p = r.mul_add(p, V::splat(EXP_P[2]));
-    let p = r.mul_add(p, V::splat(EXP_P[3]));
-    let p = r.mul_add(p, V::splat(EXP_P[4]));
-    let p = r.mul_add(p, V::splat(EXP_P[5]));
+    // Estrin's scheme: the kernels wait on these chains more than they run out of
+    // FMA units.
+    let r2 = r * r;
+    let p01 = r.mul_add(V::splat(EXP_P[0]), V::splat(EXP_P[1]));
+    let p23 = r.mul_add(V::splat(EXP_P[2]), V::splat(EXP_P[3]));
+    let p45 = r.mul_add(V::splat(EXP_P[4]), V::splat(EXP_P[5]));
+    let p = r2.mul_add(p01, p23);
+    let p = r2.mul_add(p, p45);
     // e^(r + r_lo) = e^r + r_lo e^r (1 + r_lo/2 + ...): the second term with e^r to
     // third order, off the polynomial's latency chain. Its truncation r_lo r^4/24
     // is below 2^-37 for |r_lo| <= 2^-17 (an exponent near -100 carries a residual
     // that large); `r_lo (1 + r)` alone left r_lo r^2/2, 7 ULP at gamma ln q = -66.9.
-    let r2 = r * r;
     let er = r2.mul_add(r.mul_add(V::splat(1.0 / 6.0), V::splat(0.5)), r);
     let u = r2.mul_add(p, r_lo.mul_add(er, r_lo));
     let h = one + (r + u);
@@ -151,10 +153,11 @@ pub(crate) fn exp_parts_wide<V: SimdF32>(hi: V, lo: V) -> (V, V) {
 fn log1p_small<V: SimdF32>(f: V) -> V {
     let s = f / (V::splat(2.0) + f);
     let z = s * s;
-    let r = z.mul_add(V::splat(2.0 / 11.0), V::splat(2.0 / 9.0));
-    let r = z.mul_add(r, V::splat(2.0 / 7.0));
-    let r = z.mul_add(r, V::splat(2.0 / 5.0));
-    let r = z.mul_add(r, V::splat(2.0 / 3.0));
+    let z2 = z * z;
+    let r01 = z.mul_add(V::splat(2.0 / 5.0), V::splat(2.0 / 3.0));
+    let r23 = z.mul_add(V::splat(2.0 / 9.0), V::splat(2.0 / 7.0));
+    let r = z2.mul_add(V::splat(2.0 / 11.0), r23);
+    let r = z2.mul_add(r, r01);
     let r = r * z;
     let hfsq = V::splat(0.5) * f * f;
     f - s.mul_add(-(hfsq + r), hfsq)
