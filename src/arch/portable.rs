@@ -49,6 +49,10 @@ unsafe impl SimdF32 for f32x8 {
         f32x8::mul_add(self, b, c)
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32x8::sqrt(self)
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32x8::abs(self)
     }

@@ -46,6 +46,10 @@ unsafe impl SimdF32 for f32 {
         }
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        libm::sqrtf(self)
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32::from_bits(self.to_bits() & 0x7FFF_FFFF)
     }

@@ -6,8 +6,8 @@
 //! targets before calling them.
 
 use super::math::{
-    exp_hilo, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic, pos_part, two_prod_err,
-    two_sum, LN2_HI, LN2_LO,
+    exp_hilo, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic, pos_part, sqrt_hilo,
+    two_prod_err, two_sum, LN2_HI, LN2_LO,
 };
 use super::{SimdF32, MAX_LANES};
 
@@ -58,6 +58,9 @@ struct Splats<V> {
     zero_alpha: bool,
     /// Whether gamma is an integer (n <= 8, frac = 0): no exp in the general kernel.
     integer: bool,
+    /// Whether gamma is an integer and a half (frac = 1/2): `q^(1/2)` by a square
+    /// root where every lane's `q` is normal.
+    half: bool,
     one: V,
     zero: V,
     gamma: V,
@@ -75,6 +78,7 @@ impl<V: SimdF32> Splats<V> {
         Splats {
             zero_alpha: c.a_pos == 0.0 || c.a_neg == 0.0,
             integer: c.frac == 0.0,
+            half: c.frac == 0.5,
             one: V::splat(1.0),
             zero: V::splat(0.0),
             gamma: V::splat(c.gamma),
@@ -237,6 +241,21 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         if sp.integer {
             // Integer gamma on the general kernel: multiplication only.
             powi(q, n, sp.one)
+        } else if sp.half {
+            // q^(n + 1/2) = q^n sqrt(q), sqrt(q) from q + q_lo, in the lanes whose q
+            // is normal; the others (and whole vectors only when they have any) take
+            // the exp below, which reads the exact softplus. Per lane, so that a
+            // value's bits do not depend on its neighbours.
+            let q_lo = V::select(zneg, lg.big_lo, lg.small_lo);
+            let q0 = V::select(zneg, lg.inv_d, lg.small0);
+            let root = sqrt_hilo(q0, q, q_lo);
+            let normal = V::splat(f32::MIN_POSITIVE).le(q);
+            let qf = if V::all(normal) {
+                root
+            } else {
+                V::select(normal, root, exp_neg_frac_softplus(sp.frac, zpos, l))
+            };
+            powi(q, n, sp.one) * qf
         } else {
             powi(q, n, sp.one) * exp_neg_frac_softplus(sp.frac, zpos, l)
         }
@@ -641,13 +660,7 @@ pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
         let valid = V::and(V::and(valid[0], valid[1]), V::and(valid[2], valid[3]));
         let soft = V::or(V::or(soft[0], soft[1]), V::or(soft[2], soft[3]));
         let count = (count[0] + count[1]) + (count[2] + count[3]);
-        let lanes = V::LANES.min(32);
-        let full = if lanes == 32 {
-            u32::MAX
-        } else {
-            (1u32 << lanes) - 1
-        };
-        if V::bitmask(valid) != full {
+        if !V::all(valid) {
             let first = block
                 .iter()
                 .position(|&v| !((0.0..=1.0).contains(&v) || v == -1.0))

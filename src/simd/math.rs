@@ -144,17 +144,22 @@ fn log1p_small_tail<V: SimdF32>(f: V) -> V {
 #[inline(always)]
 pub(crate) fn log1p_unit_parts<V: SimdF32>(a: V) -> (V, V) {
     // Most logits of a focal loss are confident (|x| > 2, the easy examples the
-    // loss is built for): where a whole vector has e^-|x| below SERIES_MAX, the
-    // series below replaces the division and the range reduction.
-    let lanes = V::LANES.min(32);
-    let full = if lanes == 32 {
-        u32::MAX
-    } else {
-        (1u32 << lanes) - 1
-    };
-    if V::bitmask(a.le(V::splat(SERIES_MAX))) == full {
-        return log1p_series_parts(a);
+    // loss is built for): lanes with e^-|x| below SERIES_MAX take the series, and
+    // where a whole vector does, the division and the range reduction are skipped.
+    // The choice is per lane, so a value gets the same bits whatever its
+    // neighbours in the vector (the slice's alignment, length and order).
+    let series = a.le(V::splat(SERIES_MAX));
+    let (s_hi, s_lo) = log1p_series_parts(a);
+    if V::all(series) {
+        return (s_hi, s_lo);
     }
+    let (hi, lo) = log1p_reduced_parts(a);
+    (V::select(series, s_hi, hi), V::select(series, s_lo, lo))
+}
+
+/// [`log1p_unit_parts`] by range reduction and fdlibm's atanh series.
+#[inline(always)]
+fn log1p_reduced_parts<V: SimdF32>(a: V) -> (V, V) {
     // 1 + a = 2^k (1 + f): k = 0, f = a for a < 0.5 (exact, no rounding of 1 + a);
     // k = 1, f = (a - 1)/2 in [-0.25, 0] for a >= 0.5 (exact by Sterbenz).
     let big = V::splat(0.5).le(a);
@@ -232,6 +237,18 @@ pub(crate) fn fms_exact<V: SimdF32>(a: V, b: V, c: V) -> V {
     }
 }
 
+/// `sqrt(q + q_lo)` for positive normal `q` and `|q_lo| <= ulp(q)`, from the root
+/// of `q0`, any value within a few ULP of `q` (available earlier: the root and
+/// `1 / (2 s)` run while `q` is being corrected): `s = sqrt(q0)` corrected by the
+/// exact remainder `q - s^2` plus `q_lo` (first order), within about 0.5 ULP.
+#[inline(always)]
+pub(crate) fn sqrt_hilo<V: SimdF32>(q0: V, q: V, q_lo: V) -> V {
+    let s = q0.sqrt();
+    let half_inv = V::splat(0.5) / s;
+    let rem = fms_exact(s, s, q) + q_lo;
+    rem.mul_add(half_inv, s)
+}
+
 /// `e^(hi + lo)` for an exponent carried as an unevaluated sum with |lo| << 1 ulp
 /// of hi: `e^hi (1 + lo)`.
 #[inline(always)]
@@ -250,6 +267,8 @@ pub(crate) struct Logistic<V> {
     pub el: V,
     /// `1 / (1 + e)` rounded once, for first-order corrections.
     pub inv_d: V,
+    /// `e / (1 + e)` rounded once (`small` before its correction).
+    pub small0: V,
     /// `sigmoid(|x|) = 1/(1 + e^-|x|)`, in `[0.5, 1]`.
     pub big: V,
     /// `sigmoid(-|x|) = e^-|x| / (1 + e^-|x|)`, in `[0, 0.5]`, never by subtraction.
@@ -294,6 +313,7 @@ pub(crate) fn logistic<V: SimdF32>(x: V) -> Logistic<V> {
         big_lo: big_c - (big - big0),
         small_lo: small_c - (small - small0),
         inv_d: big0,
+        small0,
     }
 }
 

@@ -67,6 +67,8 @@ pub(crate) unsafe trait SimdF32:
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// `|self|`.
     fn abs(self) -> Self;
+    /// Square root, correctly rounded (IEEE 754), NaN below 0.
+    fn sqrt(self) -> Self;
     /// `-|self|`.
     #[inline(always)]
     fn neg_abs(self) -> Self {
@@ -91,6 +93,17 @@ pub(crate) unsafe trait SimdF32:
     fn or(a: Self::Mask, b: Self::Mask) -> Self::Mask;
     /// Bit `i` set when lane `i` of the mask is set.
     fn bitmask(m: Self::Mask) -> u32;
+    /// Whether every lane of the mask is set.
+    #[inline(always)]
+    fn all(m: Self::Mask) -> bool {
+        let lanes = Self::LANES.min(32);
+        let full = if lanes == 32 {
+            u32::MAX
+        } else {
+            (1u32 << lanes) - 1
+        };
+        Self::bitmask(m) == full
+    }
     /// Round to the nearest integer, ties to even (the value stays a float).
     fn round(self) -> Self;
     /// `floor(log2(self))` as a float, for positive normal lanes (exponent field).

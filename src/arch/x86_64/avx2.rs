@@ -109,6 +109,11 @@ unsafe impl SimdF32 for Avx2F32 {
         Avx2F32(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: see the impl.
+        Avx2F32(unsafe { _mm256_sqrt_ps(self.0) })
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         // SAFETY: see the impl.
         Avx2F32(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })

@@ -101,6 +101,11 @@ unsafe impl SimdF32 for Avx512F32 {
         Avx512F32(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
     }
     #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: see the impl.
+        Avx512F32(unsafe { _mm512_sqrt_ps(self.0) })
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         // SAFETY: see the impl.
         Avx512F32(unsafe { _mm512_abs_ps(self.0) })
