@@ -1665,3 +1665,27 @@ fn sigmoid_soft_half_target_tiny_logit_gradient_is_not_zero() {
         }
     }
 }
+
+/// Found by sigmoid_differential in a 300 s random-seed run (fuzz-long.sh), on every
+/// backend. Bug: with the snippet form, a huge gamma (8.6e9), a tiny soft target
+/// (9.6e-38) and x = -2.8e38 (BCE = 26.3), the gradient lost its gamma term, half of
+/// it: `(BCE e^-B / q) (p - t)` (1e-10 times -9.6e-38) underflowed to 0 before
+/// gamma could scale it back to -8e-38. Fixed in `element` (src/simd/kernel.rs):
+/// the factor `1 + gamma BCE e^-B / q` is formed first and multiplies `p - t`.
+#[test]
+fn sigmoid_snippet_huge_gamma_tiny_target_keeps_the_gamma_term() {
+    let mut targets = fs(&[
+        0x3f3f4142, 0x3b3fbfbf, 0x00000000, 0x3ba0a0e0, 0x3f4fcfd0, 0x3f800000, 0x02020228,
+    ]);
+    targets.resize(79, 0.0);
+    let case = SigmoidCase {
+        gamma: f(0x4fffff4f), /* 8.589844e9 */
+        alpha: Alpha::Off,
+        soft: SoftTargets::ExpNegBce,
+        reduction: Reduction::Mean,
+        offsets: [15, 15, 15],
+        logits: vec![f(0xff4f212c); 79], /* -2.7532243e38 */
+        targets,
+    };
+    must_pass(&case, case.check());
+}

@@ -348,8 +348,12 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
             // before meeting p - t, whose product with a tiny BCE (tiny soft t at a
             // large |x|: BCE ~ p - t ~ 1e-26) would underflow to 0 and drop the
             // gamma term of the gradient (a third of it at gamma 0.5).
-            let r = ((bce_c * ex) / q) * pmt;
-            (q, q_lo, V::select(sp.zero.lt(q), r, sp.zero))
+            // Returned as the factor w = BCE e^-B / q alone: p - t meets it only in
+            // (p - t)(1 + gamma w), after gamma (w (p - t) underflowed where
+            // gamma w did not: gamma 8.6e9, t = 9.6e-38, x = -2.8e38 lost the
+            // gamma term, half of the gradient; a fuzz finding).
+            let w = (bce_c * ex) / q;
+            (q, q_lo, V::select(sp.zero.lt(q), w, sp.zero))
         };
         let (qg, shift) = pow_soft::<V, G>(q, q_lo, sp);
         // The general kind returns q^g scaled by 2^shift where q^g < 2^-55, so
@@ -377,8 +381,13 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         // d(q^g BCE)/dx = q^g (g BCE (dq/dx)/q + (p - t)): no negative power of q.
         let graw = if G == 0 {
             pmt
-        } else {
+        } else if SOFT == SOFT_TORCHVISION {
             qg * sp.gamma.mul_add(r_bce, pmt)
+        } else {
+            // 1 + gamma w >= 1 (no cancellation), clamped to finite: where it
+            // overflows (a gamma near f32::MAX), q^gamma is 0 and so is the product.
+            let f = V::splat(f32::MAX).min(sp.gamma.mul_add(r_bce, sp.one));
+            qg * (pmt * f)
         };
         // alpha_t = a t + (1-a)(1-t): two non-negative terms (no cancellation when
         // alpha_t is small); exactly a when both weights are a (Off, Uniform).
