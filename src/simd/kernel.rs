@@ -241,7 +241,7 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
         if sp.integer {
             // Integer gamma on the general kernel: multiplication only.
             powi(q, n, sp.one)
-        } else if sp.half {
+        } else if !cfg!(compact) && sp.half {
             // q^(n + 1/2) = q^n sqrt(q), sqrt(q) from q + q_lo, in the lanes whose q
             // is normal; the others (and whole vectors only when they have any) take
             // the exp below, which reads the exact softplus. Per lane, so that a
@@ -482,7 +482,9 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     let written = |loss: V, grad: V| if mode == Mode::Loss { loss } else { grad };
     // The summing modes go two vectors per step (measured 6% faster on AVX-512 in
     // the fused mode; the elementwise modes were 7% slower that way).
-    while sums && i + 2 * V::LANES <= len {
+    // (Not in compact builds: microcontrollers, where it would be a third copy of
+    // the kernel in flash.)
+    while !cfg!(compact) && sums && i + 2 * V::LANES <= len {
         // SAFETY: i + 2 LANES <= len <= the length of every slice used.
         let (xa, ta, xb, tb) = unsafe {
             (

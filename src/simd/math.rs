@@ -148,6 +148,10 @@ pub(crate) fn log1p_unit_parts<V: SimdF32>(a: V) -> (V, V) {
     // where a whole vector does, the division and the range reduction are skipped.
     // The choice is per lane, so a value gets the same bits whatever its
     // neighbours in the vector (the slice's alignment, length and order).
+    // (Compact builds, for microcontrollers, keep the one path: flash over speed.)
+    if cfg!(compact) {
+        return log1p_reduced_parts(a);
+    }
     let series = a.le(V::splat(SERIES_MAX));
     let (s_hi, s_lo) = log1p_series_parts(a);
     if V::all(series) {
