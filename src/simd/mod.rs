@@ -67,7 +67,9 @@ pub(crate) unsafe trait SimdF32:
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// `|self|`.
     fn abs(self) -> Self;
-    /// Square root, correctly rounded (IEEE 754), NaN below 0.
+    /// Square root, NaN below 0: correctly rounded by the instructions of the x86,
+    /// NEON and simd128 backends and by libm; `wide`'s software fallback (targets
+    /// without SIMD) may be off by an ULP, which `math::sqrt_hilo` corrects anyway.
     fn sqrt(self) -> Self;
     /// `-|self|`.
     #[inline(always)]
