@@ -1689,3 +1689,25 @@ fn sigmoid_snippet_huge_gamma_tiny_target_keeps_the_gamma_term() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by sigmoid_differential in CI's 60-second fixed-seed run (seed 1) after the
+/// kernel changes of stop 9 moved its path, on every backend; the bug was older
+/// (the previous session's code gives the same). Reduced from the finding: gamma
+/// 232.5 (general), torchvision soft target 0.3, x = f32::MAX. Bug: the loss was
+/// 2.33 instead of 139.3. q^gamma = 0.7^232.5 = 1e-36 goes through the log domain,
+/// `e^(gamma ln q + ln BCE)`, and `ln BCE` of BCE = 2.4e38 (exponent 127) took
+/// `frexp`'s mantissa as x * 2^-127, which `pow2i` cannot build (it gave 0). Fixed
+/// in `frexp` (src/simd/math.rs): the top binade is halved first.
+#[test]
+fn sigmoid_log_domain_power_with_bce_in_the_top_binade() {
+    let case = SigmoidCase {
+        gamma: f(0x43687a00),                  /* 232.47656 */
+        alpha: Alpha::Balanced(f(0x3e800000)), /* 0.25 */
+        soft: SoftTargets::Torchvision,
+        reduction: Reduction::Mean,
+        offsets: [1, 2, 3],
+        logits: fs(&[0x7f7fffff, 0x3e99999a]), /* [f32::MAX, 0.3] */
+        targets: fs(&[0x3e99999a, 0x3e99999a]), /* [0.3, 0.3] */
+    };
+    must_pass(&case, case.check());
+}
