@@ -59,7 +59,7 @@ struct Splats<V> {
     /// Whether gamma is an integer (n <= 8, frac = 0): no exp in the general kernel.
     integer: bool,
     /// Whether gamma is an integer and a half (frac = 1/2): `q^(1/2)` by a square
-    /// root where every lane's `q` is normal.
+    /// root in the lanes whose `q` is normal.
     half: bool,
     one: V,
     zero: V,
@@ -243,9 +243,9 @@ fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: 
             powi(q, n, sp.one)
         } else if !cfg!(compact) && sp.half {
             // q^(n + 1/2) = q^n sqrt(q), sqrt(q) from q + q_lo, in the lanes whose q
-            // is normal; the others (and whole vectors only when they have any) take
-            // the exp below, which reads the exact softplus. Per lane, so that a
-            // value's bits do not depend on its neighbours.
+            // is normal; lanes with a subnormal q take the exp below, which reads the
+            // exact softplus (computed only for vectors that have such a lane). Per
+            // lane, so that a value's bits do not depend on its neighbours.
             let q_lo = V::select(zneg, lg.big_lo, lg.small_lo);
             let q0 = V::select(zneg, lg.inv_d, lg.small0);
             let root = sqrt_hilo(q0, q, q_lo);

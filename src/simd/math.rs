@@ -123,7 +123,7 @@ pub(crate) fn expm1_nonpositive<V: SimdF32>(x: V) -> V {
 /// series to s^10 (truncation 2 s^13 / 13 < 1.3e-10 at s = 0.2). Kept apart from the
 /// exact `f`, it gives `ln(1 + f)` as an unevaluated sum `f + tail`.
 #[inline(always)]
-fn log1p_small_tail<V: SimdF32>(f: V) -> V {
+pub(crate) fn log1p_small_tail<V: SimdF32>(f: V) -> V {
     let s = f / (V::splat(2.0) + f);
     let z = s * s;
     // Estrin's scheme, as in `exp_reduced`.

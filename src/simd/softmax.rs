@@ -37,6 +37,7 @@ mod math;
 mod rows_in_lanes;
 
 use self::math::{exp_parts_wide, finite_or_zero, ln1p_hilo, two_prod_err, two_sum};
+use super::math::ln_hilo;
 use super::{SimdF32, MAX_LANES};
 
 /// Gamma kinds: 0..=4 are integer powers by multiplication, anything else is
@@ -260,7 +261,7 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
         // kernels' `ln_hilo`): a logarithm rounded once as a whole is off by up to
         // 2^-25 absolute, which gamma multiplies (9.1 ULP at gamma 7.2 for
         // q = 8.4e-5, found by an independent audit).
-        let (h, l) = crate::simd::math::ln_hilo(q_hi);
+        let (h, l) = ln_hilo(q_hi);
         let l = l + q_rel;
         // q close to 1 (p_y < 2^-10): ln q = ln(1 - p_y) from p_y itself,
         // -p_y (1 + p_y/2 + p_y^2/3) (truncation below 2^-32 relative), not from

@@ -4,9 +4,10 @@
 //! logit `z - m` is not exact in f32 (`5.2 - (-3.7)` loses bits), and an error of
 //! `2^-18` in the argument of `exp` is 64 ULP of the result. So `exp` here takes
 //! `hi + lo` and folds `lo` into its argument reduction, and the logarithms return
-//! `hi + lo`. The private helpers of `simd::math` are repeated here (`log1p_small`,
-//! `frexp`) so that this file depends on nothing but the trait.
+//! `hi + lo`. The logarithm's core (`log1p_small_tail`) and `ln_hilo` are
+//! `simd::math`'s, shared with the sigmoid kernels.
 
+use crate::simd::math::log1p_small_tail;
 use crate::simd::SimdF32;
 
 /// log2(e), 0x3FB8AA3B.
@@ -146,35 +147,19 @@ pub(crate) fn exp_parts_wide<V: SimdF32>(hi: V, lo: V) -> (V, V) {
     exp_parts(hi, V::select(hi.lt(V::splat(-104.0)), V::splat(0.0), lo))
 }
 
-/// `ln(1 + f)` for `f` in `[-0.25, 0.5]`: fdlibm's `f - (hfsq - s (hfsq + R(s^2)))`,
-/// `s = f/(2 + f)`, `R` the atanh series to s^10 (truncation < 1.3e-10 at s = 0.2).
-/// The exact `f` dominates; error below 1 ULP. (Same as `simd::math`'s.)
-#[inline(always)]
-fn log1p_small<V: SimdF32>(f: V) -> V {
-    let s = f / (V::splat(2.0) + f);
-    let z = s * s;
-    let z2 = z * z;
-    let r01 = z.mul_add(V::splat(2.0 / 5.0), V::splat(2.0 / 3.0));
-    let r23 = z.mul_add(V::splat(2.0 / 9.0), V::splat(2.0 / 7.0));
-    let r = z2.mul_add(V::splat(2.0 / 11.0), r23);
-    let r = z2.mul_add(r, r01);
-    let r = r * z;
-    let hfsq = V::splat(0.5) * f * f;
-    f - s.mul_add(-(hfsq + r), hfsq)
-}
-
 /// `ln(u)` for positive normal `u` below 2^127 as `(k ln2_hi, k ln2_lo + ln(m))`,
 /// `u = 2^k m`, `m` in `[0.75, 1.5)`: the first part exact, the sum within 1 ULP.
 #[inline(always)]
 fn ln_normal<V: SimdF32>(u: V) -> (V, V) {
     let k = u.exponent();
     // u * 2^-k is exact; m in [1, 2), folded to [0.75, 1.5) so that f = m - 1 is
-    // exact and in log1p_small's range.
+    // exact and in log1p_small_tail's range.
     let m = u * (-k).pow2i();
     let big = V::splat(1.5).le(m);
     let m = V::select(big, m * V::splat(0.5), m);
     let k = V::select(big, k + V::splat(1.0), k);
-    let l = log1p_small(m - V::splat(1.0));
+    let f = m - V::splat(1.0);
+    let l = f + log1p_small_tail(f);
     (k * V::splat(LN2_HI), k.mul_add(V::splat(LN2_LO), l))
 }
 
