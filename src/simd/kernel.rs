@@ -610,31 +610,60 @@ pub(crate) struct TargetScan {
     pub first_invalid: Option<usize>,
 }
 
-/// One vector of the target scan into accumulator `k` (a function, not a closure,
-/// so that it inlines into the `#[target_feature]` entry point).
-#[inline(always)]
-fn scan_step<V: SimdF32>(
-    k: usize,
-    tv: V,
-    valid: &mut [V::Mask; 4],
-    soft: &mut [V::Mask; 4],
-    count: &mut [V; 4],
-) {
-    let zero = V::splat(0.0);
-    let one = V::splat(1.0);
-    let in_unit = V::and(zero.le(tv), tv.le(one));
-    let is_ign = tv.eq(V::splat(-1.0));
-    if let (Some(v), Some(s), Some(c)) = (valid.get_mut(k), soft.get_mut(k), count.get_mut(k)) {
-        *v = V::and(*v, V::or(in_unit, is_ign));
-        *s = V::or(*s, V::and(zero.lt(tv), tv.lt(one)));
-        *c = *c + V::select(is_ign, one, zero);
+/// The running state of the target scan, per lane.
+#[derive(Clone, Copy)]
+struct ScanAcc<V> {
+    /// Minimum of `u = t - t^2` over the targets (ignore labels as 0): `u >= 0`
+    /// exactly for `t` in `[0, 1]`, negative (or -inf) for any other number.
+    min_u: V,
+    /// Sum of `u`: NaN when a target is NaN (or +inf), positive when a target is
+    /// soft (`u > 0` only for `0 < t < 1`), otherwise 0.
+    sum_u: V,
+    /// Number of ignore labels (exact in f32 below 2^24 per lane).
+    ignored: V,
+}
+
+impl<V: SimdF32> ScanAcc<V> {
+    #[inline(always)]
+    fn new() -> Self {
+        let zero = V::splat(0.0);
+        ScanAcc {
+            min_u: zero,
+            sum_u: zero,
+            ignored: zero,
+        }
+    }
+
+    /// One vector of targets: six operations, no mask logic to carry.
+    #[inline(always)]
+    fn step(&mut self, tv: V) {
+        let zero = V::splat(0.0);
+        let is_ign = tv.eq(V::splat(-1.0));
+        let tt = V::select(is_ign, zero, tv);
+        // t - t^2 = t (1 - t): with FMA one rounding of a value whose sign is that of
+        // t (1 - t); without, t^2 rounds to at most t for t in [0, 1], and a t just
+        // outside still gives a negative u (1 + 2^-23: -2^-23; -2^-149: itself).
+        let u = (-tt).mul_add(tt, tt);
+        // `min`/`max` put NaN on the second operand; the sum keeps NaN on its own.
+        self.min_u = u.min(self.min_u);
+        self.sum_u = self.sum_u + u;
+        self.ignored = self.ignored + V::select(is_ign, V::splat(1.0), zero);
+    }
+
+    #[inline(always)]
+    fn merge(self, b: Self) -> Self {
+        ScanAcc {
+            min_u: self.min_u.min(b.min_u),
+            sum_u: self.sum_u + b.sum_u,
+            ignored: self.ignored + b.ignored,
+        }
     }
 }
 
 /// One pass over the targets: validity, count of non-ignored, presence of soft ones.
-/// Per vector it only compares and accumulates (masks and per-lane float counts);
-/// masks are inspected once per block, and only an invalid block is searched again
-/// for its first bad index.
+/// Per vector it only computes `u = t (1 - t)` and accumulates its minimum and sum
+/// and the count of ignore labels; they are inspected once per block, and only an
+/// invalid block is searched again for its first bad index.
 #[inline(always)]
 pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
     // 2^20 vectors per block keep the per-lane counts below 2^24, exact in f32.
@@ -643,35 +672,31 @@ pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
     let mut ignored = 0usize;
     let mut any_soft = false;
     for (b, block) in t.chunks(BLOCK_VECTORS * V::LANES).enumerate() {
-        // Four independent accumulators: the float count is a latency chain.
-        let mut valid = [zero.eq(zero); 4];
-        let mut soft = [zero.lt(zero); 4];
-        let mut count = [zero; 4];
+        // Independent accumulators: the sums are latency chains.
+        let mut acc = [ScanAcc::<V>::new(); 4];
         let mut i = 0;
         while i + 4 * V::LANES <= block.len() {
-            for k in 0..4 {
+            for (k, a) in acc.iter_mut().enumerate() {
                 // SAFETY: 4 LANES elements from i are in bounds of block.
-                let tv = unsafe { V::load(block.as_ptr().add(i + k * V::LANES)) };
-                scan_step(k, tv, &mut valid, &mut soft, &mut count);
+                a.step(unsafe { V::load(block.as_ptr().add(i + k * V::LANES)) });
             }
             i += 4 * V::LANES;
         }
+        let [a0, a1, a2, a3] = acc;
+        let mut acc = a0.merge(a1).merge(a2.merge(a3));
         while i + V::LANES <= block.len() {
             // SAFETY: LANES elements from i are in bounds of block.
-            let tv = unsafe { V::load(block.as_ptr().add(i)) };
-            scan_step(0, tv, &mut valid, &mut soft, &mut count);
+            acc.step(unsafe { V::load(block.as_ptr().add(i)) });
             i += V::LANES;
         }
         let rest = block.len() - i;
         if rest > 0 {
             // SAFETY: rest elements from i are in bounds; the padding lanes hold the
             // ignore label (valid, counted, subtracted below).
-            let tv = unsafe { V::load_partial(block.as_ptr().add(i), rest, -1.0) };
-            scan_step(0, tv, &mut valid, &mut soft, &mut count);
+            acc.step(unsafe { V::load_partial(block.as_ptr().add(i), rest, -1.0) });
         }
-        let valid = V::and(V::and(valid[0], valid[1]), V::and(valid[2], valid[3]));
-        let soft = V::or(V::or(soft[0], soft[1]), V::or(soft[2], soft[3]));
-        let count = (count[0] + count[1]) + (count[2] + count[3]);
+        // Valid: every u >= 0 (false for NaN) and no NaN in the sum.
+        let valid = V::and(zero.le(acc.min_u), acc.sum_u.eq(acc.sum_u));
         if !V::all(valid) {
             let first = block
                 .iter()
@@ -683,9 +708,11 @@ pub(crate) fn scan_targets<V: SimdF32>(t: &[f32]) -> TargetScan {
                 first_invalid: Some(b * BLOCK_VECTORS * V::LANES + first),
             };
         }
-        any_soft |= V::bitmask(soft) != 0;
+        any_soft |= V::bitmask(zero.lt(acc.sum_u)) != 0;
         let padding = if rest > 0 { V::LANES - rest } else { 0 };
-        let counted: f32 = count.to_array()[..V::LANES.min(MAX_LANES)].iter().sum();
+        let counted: f32 = acc.ignored.to_array()[..V::LANES.min(MAX_LANES)]
+            .iter()
+            .sum();
         ignored += counted as usize - padding;
     }
     TargetScan {
