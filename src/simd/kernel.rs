@@ -6,8 +6,8 @@
 //! targets before calling them.
 
 use super::math::{
-    exp_hilo, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic, pos_part, sqrt_hilo,
-    two_prod_err, two_sum, LN2_HI, LN2_LO,
+    exp_hilo, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic_from_exp, pos_part,
+    sqrt_hilo, two_prod_err, two_sum, Logistic, LN2_HI, LN2_LO,
 };
 use super::{SimdF32, MAX_LANES};
 
@@ -219,11 +219,52 @@ fn exp_product_of_powers<V: SimdF32>(q: V, q_lo: V, b: V, b_lo: V, g: V) -> V {
     exp_hilo(s, V::select(lo.eq(lo), lo, zero))
 }
 
+/// What [`element`] computes from the logit alone: the logistic pieces and
+/// `ln(1 + e^-|x|)` in hi + lo (the stages of the software pipeline in `focal`).
+#[derive(Clone, Copy)]
+struct Stage1<V> {
+    lg: Logistic<V>,
+    l_hi: V,
+    l_lo: V,
+}
+
+/// Pipeline stage 0: `e^-|x|` as `e + el`.
+#[inline(always)]
+fn stage0<V: SimdF32>(x: V) -> (V, V) {
+    x.neg_abs().exp_nonpositive_parts()
+}
+
+/// Pipeline stages 0 and 1 together.
+#[inline(always)]
+fn stage1<V: SimdF32>(x: V) -> Stage1<V> {
+    let (e, el) = stage0(x);
+    stage1e(e, el)
+}
+
+/// Pipeline stage 1, from stage 0's `e + el`.
+#[inline(always)]
+fn stage1e<V: SimdF32>(e: V, el: V) -> Stage1<V> {
+    let lg = logistic_from_exp(e, el);
+    let (l_hi, l_lo) = log1p_exp_neg_abs(&lg);
+    Stage1 { lg, l_hi, l_lo }
+}
+
 /// Loss and gradient (`d loss / d x`, times the reduction's scale) of one vector.
 #[inline(always)]
 fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: V, t: V) -> (V, V) {
-    let lg = logistic(x);
-    let (l_hi, l_lo) = log1p_exp_neg_abs(&lg);
+    element2::<V, G, SOFT>(sp, n, x, t, stage1(x))
+}
+
+/// The rest of [`element`] (pipeline stage 2), from the [`Stage1`] pieces of `x`.
+#[inline(always)]
+fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
+    sp: &Splats<V>,
+    n: u32,
+    x: V,
+    t: V,
+    s1: Stage1<V>,
+) -> (V, V) {
+    let Stage1 { lg, l_hi, l_lo } = s1;
     let l = l_hi + l_lo;
 
     // Hard targets: z = s x with s = 2t - 1; q = 1 - p_t = sigmoid(-z) never by
@@ -480,33 +521,66 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     let mut i = 0;
     let sums = matches!(mode, Mode::Sum | Mode::Fused);
     let written = |loss: V, grad: V| if mode == Mode::Loss { loss } else { grad };
-    // The summing modes go two vectors per step: two independent latency chains
-    // (the kernels wait on their chains more than they run out of units), 9% faster
-    // fused on AVX-512; the elementwise modes were slower that way.
-    // (Not in compact builds: microcontrollers, where it would be a third copy of
+    // Software pipeline, two vectors per step and three stages in flight: the exps
+    // of vectors i + 4 and i + 5, the rest of the logistic of i + 2 and i + 3, and
+    // the loss and gradient of i and i + 1. The stages are independent chains of
+    // about 40 cycles each that the out-of-order core overlaps; run in sequence,
+    // one vector's chain was longer than the scheduler could see past (the loop
+    // went 25-30% faster this way on AVX-512 and AVX2). Each value still goes
+    // through the same operations as in `element`: the bits do not change.
+    // (Not in compact builds: microcontrollers, where it would be a second copy of
     // the kernel in flash.)
-    while !cfg!(compact) && sums && i + 2 * V::LANES <= len {
-        // SAFETY: i + 2 LANES <= len <= the length of every slice used.
-        let (xa, ta, xb, tb) = unsafe {
-            (
-                V::load(x.as_ptr().add(i)),
-                V::load(t.as_ptr().add(i)),
-                V::load(x.as_ptr().add(i + V::LANES)),
-                V::load(t.as_ptr().add(i + V::LANES)),
-            )
+    if !cfg!(compact) && 4 * V::LANES <= len {
+        let ld = |k: usize| {
+            debug_assert!(k + V::LANES <= len);
+            // SAFETY: every call below passes k + LANES <= len <= x.len().
+            unsafe { V::load(x.as_ptr().add(k)) }
         };
-        let (la, ga) = element::<V, G, SOFT>(&sp, c.n, xa, ta);
-        let (lb, gb) = element::<V, G, SOFT>(&sp, c.n, xb, tb);
-        sum.add(la);
-        sum2.add(lb);
-        if writes {
-            // SAFETY: as above; out.len() >= len when the mode writes.
-            unsafe {
-                ga.store(out.as_mut_ptr().add(i));
-                gb.store(out.as_mut_ptr().add(i + V::LANES));
+        // Invariant at the top of the loop: (xa, xb) are vectors i, i + 1 with their
+        // first stage in (pa, pb); where i + 4 LANES <= len, (xa1, xb1) are vectors
+        // i + 2, i + 3 with their exps in (ea, eb).
+        let (mut xa, mut xb) = (ld(0), ld(V::LANES));
+        let (mut xa1, mut xb1) = (ld(2 * V::LANES), ld(3 * V::LANES));
+        let mut pa = stage1(xa);
+        let mut pb = stage1(xb);
+        let mut ea = stage0(xa1);
+        let mut eb = stage0(xb1);
+        while i + 2 * V::LANES <= len {
+            // SAFETY: i + 2 LANES <= len <= the length of every slice used.
+            let (ta, tb) = unsafe {
+                (
+                    V::load(t.as_ptr().add(i)),
+                    V::load(t.as_ptr().add(i + V::LANES)),
+                )
+            };
+            let (cxa, cxb, cpa, cpb) = (xa, xb, pa, pb);
+            // (Past the end, the stages below work on stale vectors whose results
+            // are never used: the loop stops first.)
+            pa = stage1e(ea.0, ea.1);
+            pb = stage1e(eb.0, eb.1);
+            xa = xa1;
+            xb = xb1;
+            if i + 6 * V::LANES <= len {
+                xa1 = ld(i + 4 * V::LANES);
+                xb1 = ld(i + 5 * V::LANES);
+                ea = stage0(xa1);
+                eb = stage0(xb1);
             }
+            let (la, ga) = element2::<V, G, SOFT>(&sp, c.n, cxa, ta, cpa);
+            let (lb, gb) = element2::<V, G, SOFT>(&sp, c.n, cxb, tb, cpb);
+            if sums {
+                sum.add(la);
+                sum2.add(lb);
+            }
+            if writes {
+                // SAFETY: as above; out.len() >= len when the mode writes.
+                unsafe {
+                    written(la, ga).store(out.as_mut_ptr().add(i));
+                    written(lb, gb).store(out.as_mut_ptr().add(i + V::LANES));
+                }
+            }
+            i += 2 * V::LANES;
         }
-        i += 2 * V::LANES;
     }
     while i + V::LANES <= len {
         // SAFETY: i + LANES <= len <= the length of every slice used.

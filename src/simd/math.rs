@@ -141,29 +141,14 @@ pub(crate) fn log1p_small_tail<V: SimdF32>(f: V) -> V {
 /// `ln(1 + a)` for `a` in `[0, 1]` (the `log1p(exp(-|x|))` of softplus) as an
 /// unevaluated sum `hi + lo`; `hi + lo` rounded is within 1 ULP, the pair itself
 /// within about 0.1 ULP of `hi`. `a = 0` gives 0, subnormal `a` gives `a`.
+///
+/// One path for every lane, by range reduction and fdlibm's atanh series: no
+/// branch on the data. (A cheaper Taylor series for `a <= 0.15`, taken where a
+/// whole vector allowed it, was slower once the kernels were software-pipelined:
+/// on logits where a third of the vectors mix both kinds, the mispredicted branch
+/// cost more than the division it saved; see `kernel::focal`.)
 #[inline(always)]
 pub(crate) fn log1p_unit_parts<V: SimdF32>(a: V) -> (V, V) {
-    // Most logits of a focal loss are confident (|x| > 2, the easy examples the
-    // loss is built for): lanes with e^-|x| below SERIES_MAX take the series, and
-    // where a whole vector does, the division and the range reduction are skipped.
-    // The choice is per lane, so a value gets the same bits whatever its
-    // neighbours in the vector (the slice's alignment, length and order).
-    // (Compact builds, for microcontrollers, keep the one path: flash over speed.)
-    if cfg!(compact) {
-        return log1p_reduced_parts(a);
-    }
-    let series = a.le(V::splat(SERIES_MAX));
-    let (s_hi, s_lo) = log1p_series_parts(a);
-    if V::all(series) {
-        return (s_hi, s_lo);
-    }
-    let (hi, lo) = log1p_reduced_parts(a);
-    (V::select(series, s_hi, hi), V::select(series, s_lo, lo))
-}
-
-/// [`log1p_unit_parts`] by range reduction and fdlibm's atanh series.
-#[inline(always)]
-fn log1p_reduced_parts<V: SimdF32>(a: V) -> (V, V) {
     // 1 + a = 2^k (1 + f): k = 0, f = a for a < 0.5 (exact, no rounding of 1 + a);
     // k = 1, f = (a - 1)/2 in [-0.25, 0] for a >= 0.5 (exact by Sterbenz).
     let big = V::splat(0.5).le(a);
@@ -175,30 +160,6 @@ fn log1p_reduced_parts<V: SimdF32>(a: V) -> (V, V) {
     let hi = kh + f;
     let err = f - (hi - kh);
     (hi, err + (kl + log1p_small_tail(f)))
-}
-
-/// Where [`log1p_series_parts`] applies: `a <= 0.15` (`|x| >= 1.9` for `a = e^-|x|`).
-const SERIES_MAX: f32 = 0.15;
-
-/// `ln(1 + a)` for `a` in `[0, SERIES_MAX]` as `hi + lo` like [`log1p_unit_parts`]:
-/// `a + a^2 Q(a)`, `Q` the Taylor series of `(ln(1 + a) - a) / a^2` to degree 7
-/// (truncation `a^8 / 10 < 2^-27.4 |Q|` at 0.15, and the tail `a^2 Q` is below
-/// 8% of the result: below 2^-31 of it), by Estrin's scheme; the exact `a` and the
-/// tail summed by Fast2Sum. Subnormal `a` gives `(a, 0)`.
-#[inline(always)]
-fn log1p_series_parts<V: SimdF32>(a: V) -> (V, V) {
-    let a2 = a * a;
-    let a4 = a2 * a2;
-    let q01 = a.mul_add(V::splat(1.0 / 3.0), V::splat(-1.0 / 2.0));
-    let q23 = a.mul_add(V::splat(1.0 / 5.0), V::splat(-1.0 / 4.0));
-    let q45 = a.mul_add(V::splat(1.0 / 7.0), V::splat(-1.0 / 6.0));
-    let q67 = a.mul_add(V::splat(1.0 / 9.0), V::splat(-1.0 / 8.0));
-    let q03 = a2.mul_add(q23, q01);
-    let q47 = a2.mul_add(q67, q45);
-    let tail = a2 * a4.mul_add(q47, q03);
-    let hi = a + tail;
-    // |a| >= |tail|: Fast2Sum.
-    (hi, (a - hi) + tail)
 }
 
 /// `ln(q)` for positive finite `q` (used on `(0, 1]`, and for BCE) as `hi + lo`, not
@@ -298,6 +259,13 @@ pub(crate) struct Logistic<V> {
 #[inline(always)]
 pub(crate) fn logistic<V: SimdF32>(x: V) -> Logistic<V> {
     let (e, el) = x.neg_abs().exp_nonpositive_parts();
+    logistic_from_exp(e, el)
+}
+
+/// [`logistic`] from its exp, `e^-|x| = e + el` (so that the kernels can run the
+/// exp of one vector ahead of the rest).
+#[inline(always)]
+pub(crate) fn logistic_from_exp<V: SimdF32>(e: V, el: V) -> Logistic<V> {
     let one = V::splat(1.0);
     let d = one + e;
     // Fast2Sum residual (1 >= e), plus the tail of e: d + derr = 1 + e + el.
