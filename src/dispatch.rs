@@ -165,7 +165,8 @@ impl Backend {
         unsafe { (self.entries().scan)(t) }
     }
 
-    /// Runs the focal kernel. The caller has checked `is_available`.
+    /// Runs the focal kernel (`None`: a hard kernel met a target it does not
+    /// accept, see `kernel::focal`). The caller has checked `is_available`.
     pub(crate) fn focal(
         self,
         mode: Mode,
@@ -174,7 +175,7 @@ impl Backend {
         x: &[f32],
         t: &[f32],
         out: &mut [f32],
-    ) -> f64 {
+    ) -> Option<f64> {
         debug_assert!(self.is_available());
         // SAFETY: the caller checked that the backend is available.
         unsafe { (self.entries().focal)(mode, soft, c, x, t, out) }
@@ -215,7 +216,7 @@ impl Backend {
 }
 
 /// Signature of a backend's focal kernel entry point.
-type FocalEntry = unsafe fn(Mode, u8, &Coeffs, &[f32], &[f32], &mut [f32]) -> f64;
+type FocalEntry = unsafe fn(Mode, u8, &Coeffs, &[f32], &[f32], &mut [f32]) -> Option<f64>;
 
 /// One backend's entry points (see `arch::entry_points!`).
 struct Entries {

@@ -500,3 +500,125 @@ fn no_panic_on_extreme_valid_input() {
         }
     }
 }
+
+/// Logits of one hard-target slice, spread over the region where every path of the
+/// kernel is used (confident and not).
+fn spread_logits(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 37) % 101) as f32 * 0.23 - 11.0)
+        .collect()
+}
+
+/// The calls run before the targets are scanned, betting that every target is 0 or
+/// 1 (and, for `Mean`, that none is ignored). A bet lost in the middle of the slice
+/// must give, bit for bit, what the checked path gives: here the same slice with the
+/// odd target moved to the end (which skips the bet), compared on every element
+/// that both slices share. Lengths cover the pipelined loop, the single vectors and
+/// the tail on every backend.
+#[test]
+fn lost_target_bets_give_the_checked_results() {
+    let _s = serial();
+    for fl in losses(2.0, Alpha::Balanced(0.25)) {
+        for n in [37usize, 100, 1000] {
+            let x = spread_logits(n);
+            let hard: Vec<f32> = (0..n).map(|i| (i % 3 == 0) as u8 as f32).collect();
+            for odd in [IGNORE, 0.3] {
+                for k in [0, 1, n / 2, n - 2] {
+                    // a: the odd target at k (the bet is lost there); b: at the end.
+                    let mut ta = hard.clone();
+                    ta[k] = odd;
+                    let mut tb = hard.clone();
+                    tb[n - 1] = odd;
+                    let shared = |i: usize| i != k && i != n - 1;
+                    let ctx = format!("{:?} n={n} odd={odd} k={k}", fl.backend());
+                    let (mut ga, mut gb) = (vec![0.0f32; n], vec![0.0f32; n]);
+                    for red in [Reduction::Mean, Reduction::Sum] {
+                        fl.loss_and_grad(&x, &ta, red, &mut ga).expect("valid");
+                        fl.loss_and_grad(&x, &tb, red, &mut gb).expect("valid");
+                        for i in (0..n).filter(|&i| shared(i)) {
+                            assert_eq!(ga[i].to_bits(), gb[i].to_bits(), "{ctx} {red:?} i={i}");
+                        }
+                    }
+                    fl.grad(&x, &ta, &mut ga).expect("valid");
+                    fl.grad(&x, &tb, &mut gb).expect("valid");
+                    fl.loss(&x, &ta, &mut ga).expect("valid");
+                    fl.loss(&x, &tb, &mut gb).expect("valid");
+                    for i in (0..n).filter(|&i| shared(i)) {
+                        assert_eq!(ga[i].to_bits(), gb[i].to_bits(), "{ctx} loss i={i}");
+                    }
+                    if odd == IGNORE {
+                        assert_eq!(ga[k], 0.0, "{ctx}: the ignored element");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The bet won and the checked path agree: `Mean` over a slice of hard targets is
+/// `Sum` divided by the length (within the two roundings of the scales), and the
+/// sum of a lost bet's `Mean` matches the count of the elements it keeps.
+#[test]
+fn target_bets_keep_the_mean_count() {
+    let _s = serial();
+    for fl in losses(1.5, Alpha::Off) {
+        let n = 1000;
+        let x = spread_logits(n);
+        let mut t: Vec<f32> = (0..n).map(|i| (i % 7 == 0) as u8 as f32).collect();
+        let sum = f64::from(fl.loss_reduced(&x, &t, Reduction::Sum).expect("valid"));
+        let mean = f64::from(fl.loss_reduced(&x, &t, Reduction::Mean).expect("valid"));
+        assert!(
+            (mean * n as f64 / sum - 1.0).abs() < 1e-6,
+            "{:?}",
+            fl.backend()
+        );
+        // Ignore 10 elements from the middle on: Mean divides by n - 10.
+        let kept_sum: f64 = {
+            for v in &mut t[n / 2..n / 2 + 10] {
+                *v = IGNORE;
+            }
+            f64::from(fl.loss_reduced(&x, &t, Reduction::Sum).expect("valid"))
+        };
+        let mean = f64::from(fl.loss_reduced(&x, &t, Reduction::Mean).expect("valid"));
+        let ctx = format!("{:?}", fl.backend());
+        assert!(
+            (mean * (n - 10) as f64 / kept_sum - 1.0).abs() < 1e-6,
+            "{ctx}"
+        );
+    }
+}
+
+/// An invalid target met by the bet (the last target is valid, so the bet is
+/// taken) is still reported, first offender and value, by every call.
+#[test]
+fn invalid_targets_found_by_a_lost_bet() {
+    let _s = serial();
+    for fl in losses(2.0, Alpha::Uniform(0.25)) {
+        for n in [37usize, 1000] {
+            for pos in [0, n / 2, n - 2] {
+                for v in [0.5f32, f32::NAN, 2.0] {
+                    let x = spread_logits(n);
+                    let mut t = vec![1.0f32; n];
+                    t[pos] = 7.0;
+                    if v != 0.5 {
+                        // Also a later offender, which must not be the one reported.
+                        t[n - 2] = v;
+                    }
+                    let mut out = vec![0.0f32; n];
+                    for (k, r) in all_calls(&fl, &x, &t, &mut out, Reduction::Mean)
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let ctx = format!("{:?} call {k} n={n} pos={pos}", fl.backend());
+                        let (want_pos, want_v) = if pos == n - 2 && v != 0.5 {
+                            (pos, v)
+                        } else {
+                            (pos, 7.0)
+                        };
+                        assert_invalid_target(r, want_pos, want_v, &ctx);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -24,7 +24,7 @@ macro_rules! entry_points {
             x: &[f32],
             t: &[f32],
             out: &mut [f32],
-        ) -> f64 {
+        ) -> Option<f64> {
             kernel::focal_dispatch::<$V>(mode, soft, c, x, t, out)
         }
 

@@ -38,6 +38,10 @@ pub(crate) struct Coeffs {
     /// alpha_t times the reduction's scale, for the gradient (rounded once from f64).
     pub ga_pos: f32,
     pub ga_neg: f32,
+    /// The target value that the hard kernels accept besides 0 and 1: -1 (the
+    /// ignore label) normally, 0 (none) for a speculative `Mean`, whose scale
+    /// assumed that no element is ignored. See [`focal`].
+    pub hard_accept: f32,
 }
 
 /// What a kernel call writes and returns.
@@ -460,6 +464,14 @@ fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
     )
 }
 
+/// Whether every lane of `t` holds 0, 1 or `accept` (what a hard kernel may see).
+#[inline(always)]
+fn hard_targets<V: SimdF32>(t: V, accept: V) -> bool {
+    let one = V::splat(1.0);
+    let zero = V::splat(0.0);
+    V::all(V::or(V::or(t.eq(one), t.eq(zero)), t.eq(accept)))
+}
+
 /// Compensated (Kahan) sum kept per lane; lanes are combined in f64 in lane order,
 /// so a given backend gives the same bits on every run.
 struct LaneSum<V> {
@@ -498,6 +510,13 @@ impl<V: SimdF32> LaneSum<V> {
 
 /// The focal loss over slices: writes `out` (loss or gradient, per `mode`) and
 /// returns the compensated sum of the losses (0 when the mode does not sum).
+///
+/// The hard kernels check their targets as they go (0, 1 or `c.hard_accept`, two
+/// compares per vector): so the API can run them before it has scanned the
+/// targets, betting that they are all hard (the common case, where the scan's
+/// pass over memory is saved). A vector with any other target stops the kernel
+/// with `None` (its output and the outputs before it may have been written);
+/// the caller then scans and runs again. After a scan the check always passes.
 #[inline(always)]
 pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     mode: Mode,
@@ -505,7 +524,8 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     x: &[f32],
     t: &[f32],
     out: &mut [f32],
-) -> f64 {
+) -> Option<f64> {
+    let accept = V::splat(c.hard_accept);
     let writes = !matches!(mode, Mode::Sum);
     let len = if writes {
         x.len().min(t.len()).min(out.len())
@@ -553,6 +573,9 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
                     V::load(t.as_ptr().add(i + V::LANES)),
                 )
             };
+            if SOFT == HARD && !(hard_targets(ta, accept) && hard_targets(tb, accept)) {
+                return None;
+            }
             let (cxa, cxb, cpa, cpb) = (xa, xb, pa, pb);
             // (Past the end, the stages below work on stale vectors whose results
             // are never used: the loop stops first.)
@@ -585,6 +608,9 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     while i + V::LANES <= len {
         // SAFETY: i + LANES <= len <= the length of every slice used.
         let (xv, tv) = unsafe { (V::load(x.as_ptr().add(i)), V::load(t.as_ptr().add(i))) };
+        if SOFT == HARD && !hard_targets(tv, accept) {
+            return None;
+        }
         let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv);
         if sums {
             sum.add(loss);
@@ -607,6 +633,14 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
                 V::load_partial(t.as_ptr().add(i), rest, -1.0),
             )
         };
+        if SOFT == HARD {
+            // The check pads with 0, which is always accepted.
+            // SAFETY: rest elements from i are in bounds of t.
+            let tc = unsafe { V::load_partial(t.as_ptr().add(i), rest, 0.0) };
+            if !hard_targets(tc, accept) {
+                return None;
+            }
+        }
         let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv);
         if sums {
             sum.add(loss);
@@ -616,12 +650,12 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
             unsafe { written(loss, grad).store_partial(out.as_mut_ptr().add(i), rest) };
         }
     }
-    if sums {
+    Some(if sums {
         // f64 addition commutes: the parity of the swaps does not matter.
         sum.finish() + sum2.finish()
     } else {
         0.0
-    }
+    })
 }
 
 /// Picks the monomorphized kernel for a gamma kind and target kind, once per call.
@@ -633,7 +667,7 @@ pub(crate) fn focal_dispatch<V: SimdF32>(
     x: &[f32],
     t: &[f32],
     out: &mut [f32],
-) -> f64 {
+) -> Option<f64> {
     // Compact builds (targets without SIMD in `wide`: microcontrollers) keep one
     // kernel per target kind: integer gamma runs the general kernel's
     // multiplication branch. Elsewhere each integer kind gets its own kernel.
