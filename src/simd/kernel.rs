@@ -541,30 +541,33 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     let mut i = 0;
     let sums = matches!(mode, Mode::Sum | Mode::Fused);
     let written = |loss: V, grad: V| if mode == Mode::Loss { loss } else { grad };
-    // Software pipeline, two vectors per step and three stages in flight: the exps
-    // of vectors i + 4 and i + 5, the rest of the logistic of i + 2 and i + 3, and
-    // the loss and gradient of i and i + 1. The stages are independent chains of
-    // about 40 cycles each that the out-of-order core overlaps; run in sequence,
-    // one vector's chain was longer than the scheduler could see past (the loop
-    // went 25-30% faster this way on AVX-512 and AVX2). Each value still goes
-    // through the same operations as in `element`: the bits do not change.
+    // Software pipeline, three stages in flight: the exps of the vectors two steps
+    // ahead, the rest of the logistic of the next step's, and the loss and
+    // gradient of this step's. The stages are independent chains of about 40
+    // cycles each that the out-of-order core overlaps; run in sequence, one
+    // vector's chain was longer than the scheduler could see past (25-30% faster
+    // on AVX-512 and AVX2). Each value still goes through the same operations as
+    // in `element`: the bits do not change. The logits are loaded again where a
+    // stage needs them (an L1 hit, where carrying them would take registers).
+    // Two vectors per step where there are 32 registers (AVX-512), one where there
+    // are 16 (AVX2, SSE2: two vectors' stages spilled, and ran up to 40% slower
+    // depending on where the stack fell). Written out for each (a version generic
+    // over the step, with arrays, was 10-20% slower: the arrays stayed in memory).
     // (Not in compact builds: microcontrollers, where it would be a second copy of
     // the kernel in flash.)
-    if !cfg!(compact) && 4 * V::LANES <= len {
-        let ld = |k: usize| {
-            debug_assert!(k + V::LANES <= len);
-            // SAFETY: every call below passes k + LANES <= len <= x.len().
-            unsafe { V::load(x.as_ptr().add(k)) }
-        };
-        // Invariant at the top of the loop: (xa, xb) are vectors i, i + 1 with their
-        // first stage in (pa, pb); where i + 4 LANES <= len, (xa1, xb1) are vectors
-        // i + 2, i + 3 with their exps in (ea, eb).
-        let (mut xa, mut xb) = (ld(0), ld(V::LANES));
-        let (mut xa1, mut xb1) = (ld(2 * V::LANES), ld(3 * V::LANES));
-        let mut pa = stage1(xa);
-        let mut pb = stage1(xb);
-        let mut ea = stage0(xa1);
-        let mut eb = stage0(xb1);
+    let ld = |k: usize| {
+        debug_assert!(k + V::LANES <= len);
+        // SAFETY: every call below passes k + LANES <= len <= x.len().
+        unsafe { V::load(x.as_ptr().add(k)) }
+    };
+    if !cfg!(compact) && V::LANES >= 16 && 4 * V::LANES <= len {
+        // Invariant at the top of the loop: (pa, pb) hold the first stage of
+        // vectors i, i + 1; where i + 4 LANES <= len, (ea, eb) hold the exps of
+        // i + 2, i + 3.
+        let mut pa = stage1(ld(0));
+        let mut pb = stage1(ld(V::LANES));
+        let mut ea = stage0(ld(2 * V::LANES));
+        let mut eb = stage0(ld(3 * V::LANES));
         while i + 2 * V::LANES <= len {
             // SAFETY: i + 2 LANES <= len <= the length of every slice used.
             let (ta, tb) = unsafe {
@@ -576,21 +579,17 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
             if SOFT == HARD && !(hard_targets(ta, accept) && hard_targets(tb, accept)) {
                 return None;
             }
-            let (cxa, cxb, cpa, cpb) = (xa, xb, pa, pb);
+            let (cpa, cpb) = (pa, pb);
             // (Past the end, the stages below work on stale vectors whose results
             // are never used: the loop stops first.)
             pa = stage1e(ea.0, ea.1);
             pb = stage1e(eb.0, eb.1);
-            xa = xa1;
-            xb = xb1;
             if i + 6 * V::LANES <= len {
-                xa1 = ld(i + 4 * V::LANES);
-                xb1 = ld(i + 5 * V::LANES);
-                ea = stage0(xa1);
-                eb = stage0(xb1);
+                ea = stage0(ld(i + 4 * V::LANES));
+                eb = stage0(ld(i + 5 * V::LANES));
             }
-            let (la, ga) = element2::<V, G, SOFT>(&sp, c.n, cxa, ta, cpa);
-            let (lb, gb) = element2::<V, G, SOFT>(&sp, c.n, cxb, tb, cpb);
+            let (la, ga) = element2::<V, G, SOFT>(&sp, c.n, ld(i), ta, cpa);
+            let (lb, gb) = element2::<V, G, SOFT>(&sp, c.n, ld(i + V::LANES), tb, cpb);
             if sums {
                 sum.add(la);
                 sum2.add(lb);
@@ -603,6 +602,34 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
                 }
             }
             i += 2 * V::LANES;
+        }
+    }
+    if !cfg!(compact) && V::LANES < 16 && 2 * V::LANES <= len {
+        // As above, one vector per step: p0 holds the first stage of vector i and,
+        // where i + 2 LANES <= len, e1 the exp of i + 1.
+        let mut p0 = stage1(ld(0));
+        let mut e1 = stage0(ld(V::LANES));
+        while i + V::LANES <= len {
+            // SAFETY: i + LANES <= len <= the length of every slice used.
+            let tv = unsafe { V::load(t.as_ptr().add(i)) };
+            if SOFT == HARD && !hard_targets(tv, accept) {
+                return None;
+            }
+            let cp = p0;
+            p0 = stage1e(e1.0, e1.1);
+            if i + 3 * V::LANES <= len {
+                e1 = stage0(ld(i + 2 * V::LANES));
+            }
+            let (loss, grad) = element2::<V, G, SOFT>(&sp, c.n, ld(i), tv, cp);
+            if sums {
+                sum.add(loss);
+                core::mem::swap(&mut sum, &mut sum2);
+            }
+            if writes {
+                // SAFETY: as above; out.len() >= len when the mode writes.
+                unsafe { written(loss, grad).store(out.as_mut_ptr().add(i)) };
+            }
+            i += V::LANES;
         }
     }
     while i + V::LANES <= len {
