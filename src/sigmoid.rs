@@ -122,7 +122,7 @@ impl Focal {
             .focal(mode, soft, &c, logits, targets, out)
             .unwrap_or(f64::NAN);
         Ok(Some((
-            self.sum_of(mode, sum, backend, soft, &c, logits, targets),
+            finite_or_recomputed(mode, sum, backend, soft, &c, logits, targets),
             scale,
         )))
     }
@@ -161,28 +161,9 @@ impl Focal {
         let c = self.coeffs(scale, accept);
         let sum = backend.focal(mode, HARD, &c, logits, targets, out)?;
         Some((
-            self.sum_of(mode, sum, backend, HARD, &c, logits, targets),
+            finite_or_recomputed(mode, sum, backend, HARD, &c, logits, targets),
             scale,
         ))
-    }
-
-    /// The kernel's sum, recomputed in f64 when it is not finite (summing modes).
-    #[allow(clippy::too_many_arguments)]
-    fn sum_of(
-        &self,
-        mode: Mode,
-        sum: f64,
-        backend: Backend,
-        soft: u8,
-        c: &Coeffs,
-        logits: &[f32],
-        targets: &[f32],
-    ) -> f64 {
-        if matches!(mode, Mode::Sum | Mode::Fused) {
-            finite_or_recomputed(sum, backend, soft, c, logits, targets)
-        } else {
-            sum
-        }
     }
 
     /// Kernel coefficients for a reduction scale; products with the scale are
@@ -219,7 +200,9 @@ impl Focal {
 /// again in f64, a stack chunk at a time: f64 cannot overflow there, an infinite
 /// loss stays infinite (Kahan's correction would have made it NaN), and NaN stays
 /// NaN. This path costs a second pass and only runs in those cases.
+/// (Summing modes only: the elementwise ones pass their 0 through.)
 fn finite_or_recomputed(
+    mode: Mode,
     sum: f64,
     backend: Backend,
     soft: u8,
@@ -227,7 +210,7 @@ fn finite_or_recomputed(
     logits: &[f32],
     targets: &[f32],
 ) -> f64 {
-    if sum.is_finite() {
+    if sum.is_finite() || !matches!(mode, Mode::Sum | Mode::Fused) {
         return sum;
     }
     let mut buf = [0.0f32; 256];

@@ -508,6 +508,35 @@ impl<V: SimdF32> LaneSum<V> {
     }
 }
 
+/// One full vector's results at `i`: its loss into `sum`, which is then swapped
+/// with `sum2` (vector k goes to sum k mod 2), when the mode sums; the loss or the
+/// gradient stored at `out[i..]` when it writes.
+///
+/// # Safety
+/// When the mode writes, `i + LANES <= out.len()`.
+#[inline(always)]
+unsafe fn emit<V: SimdF32>(
+    mode: Mode,
+    sum: &mut LaneSum<V>,
+    sum2: &mut LaneSum<V>,
+    out: &mut [f32],
+    i: usize,
+    loss: V,
+    grad: V,
+) {
+    if matches!(mode, Mode::Sum | Mode::Fused) {
+        sum.add(loss);
+        core::mem::swap(sum, sum2);
+    }
+    let written = match mode {
+        Mode::Sum => return,
+        Mode::Loss => loss,
+        Mode::Grad | Mode::Fused => grad,
+    };
+    // SAFETY: i + LANES <= out.len() (the caller's contract).
+    unsafe { written.store(out.as_mut_ptr().add(i)) };
+}
+
 /// The focal loss over slices: writes `out` (loss or gradient, per `mode`) and
 /// returns the compensated sum of the losses (0 when the mode does not sum).
 ///
@@ -621,14 +650,8 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
                 e1 = stage0(ld(i + 2 * V::LANES));
             }
             let (loss, grad) = element2::<V, G, SOFT>(&sp, c.n, ld(i), tv, cp);
-            if sums {
-                sum.add(loss);
-                core::mem::swap(&mut sum, &mut sum2);
-            }
-            if writes {
-                // SAFETY: as above; out.len() >= len when the mode writes.
-                unsafe { written(loss, grad).store(out.as_mut_ptr().add(i)) };
-            }
+            // SAFETY: i + LANES <= len <= out.len() when the mode writes.
+            unsafe { emit(mode, &mut sum, &mut sum2, out, i, loss, grad) };
             i += V::LANES;
         }
     }
@@ -639,14 +662,8 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
             return None;
         }
         let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv);
-        if sums {
-            sum.add(loss);
-            core::mem::swap(&mut sum, &mut sum2);
-        }
-        if writes {
-            // SAFETY: as above; out.len() >= len when the mode writes.
-            unsafe { written(loss, grad).store(out.as_mut_ptr().add(i)) };
-        }
+        // SAFETY: i + LANES <= len <= out.len() when the mode writes.
+        unsafe { emit(mode, &mut sum, &mut sum2, out, i, loss, grad) };
         i += V::LANES;
     }
     let rest = len - i;
