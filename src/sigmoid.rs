@@ -144,6 +144,11 @@ impl Focal {
         targets: &[f32],
         out: &mut [f32],
     ) -> Option<(f64, f64)> {
+        // Compact builds (microcontrollers) scan first: their flash budget has no
+        // room for a second path, and their memory is not what they wait on.
+        if cfg!(compact) {
+            return None;
+        }
         let accept = if reduction == Some(Reduction::Mean) {
             0.0
         } else {
