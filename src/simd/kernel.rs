@@ -619,16 +619,10 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
             }
             let (la, ga) = element2::<V, G, SOFT>(&sp, c.n, ld(i), ta, cpa);
             let (lb, gb) = element2::<V, G, SOFT>(&sp, c.n, ld(i + V::LANES), tb, cpb);
-            if sums {
-                sum.add(la);
-                sum2.add(lb);
-            }
-            if writes {
-                // SAFETY: as above; out.len() >= len when the mode writes.
-                unsafe {
-                    written(la, ga).store(out.as_mut_ptr().add(i));
-                    written(lb, gb).store(out.as_mut_ptr().add(i + V::LANES));
-                }
+            // SAFETY: i + 2 LANES <= len <= out.len() when the mode writes.
+            unsafe {
+                emit(mode, &mut sum, &mut sum2, out, i, la, ga);
+                emit(mode, &mut sum, &mut sum2, out, i + V::LANES, lb, gb);
             }
             i += 2 * V::LANES;
         }
