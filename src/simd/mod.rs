@@ -230,6 +230,39 @@ pub(crate) unsafe trait SimdF32:
         }
         s
     }
+    /// A hint that the cache line holding `ptr` will be read soon. Never
+    /// dereferences `ptr`, which may be any address (past a slice's end too); a
+    /// no-op where the backend has no prefetch instruction.
+    #[inline(always)]
+    fn prefetch(ptr: *const f32) {
+        let _ = ptr;
+    }
+    /// As [`SimdF32::prefetch`], for a line that will be written.
+    #[inline(always)]
+    fn prefetch_write(ptr: *mut f32) {
+        let _ = ptr;
+    }
+    /// The even lanes of `a` followed by those of `b`, and the odd lanes likewise:
+    /// adding the two folds lane pairs of two vectors into one, a step of a
+    /// transposing reduction (after `log2(LANES)` such steps over `LANES` vectors,
+    /// lane `i` holds the sum of vector `i`'s lanes). For an even `LANES`.
+    #[inline(always)]
+    fn unzip(a: Self, b: Self) -> (Self, Self) {
+        let (x, y) = (a.to_array(), b.to_array());
+        let half = Self::LANES / 2;
+        let (mut even, mut odd) = ([0.0; MAX_LANES], [0.0; MAX_LANES]);
+        let pairs = x
+            .chunks_exact(2)
+            .take(half)
+            .chain(y.chunks_exact(2).take(half));
+        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+            if let [p0, p1] = *pair {
+                (*e, *o) = (p0, p1);
+            }
+        }
+        // SAFETY: both arrays hold MAX_LANES >= LANES values.
+        unsafe { (Self::load(even.as_ptr()), Self::load(odd.as_ptr())) }
+    }
     /// Transposes `n <= LANES` rows of `c` classes (`1 <= c <= 8`), stored row-major
     /// from `ptr` (`n * c` values): lane `i` of `out[j]` gets `ptr[i * c + j]` for
     /// `j < c`; lanes `i >= n` get 0 and `out[j]` for `j >= c` is left as is.

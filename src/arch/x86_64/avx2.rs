@@ -239,6 +239,32 @@ unsafe impl SimdF32 for Avx2F32 {
         }
     }
     #[inline(always)]
+    fn prefetch(ptr: *const f32) {
+        // SAFETY: a prefetch never faults and reads nothing architecturally, whatever
+        // the address (SSE, part of x86_64's baseline).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>()) };
+    }
+    #[inline(always)]
+    fn prefetch_write(ptr: *mut f32) {
+        // SAFETY: as `prefetch` (PREFETCHW where the CPU has it, else a hint that
+        // does nothing).
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(ptr.cast_const().cast::<i8>()) };
+    }
+    #[inline(always)]
+    fn unzip(a: Self, b: Self) -> (Self, Self) {
+        // SAFETY: see the impl. Within each 128-bit half, shuffle_ps gives
+        // a0 a2 b0 b2 | a4 a6 b4 b6 (evens); the 64-bit permute 0, 2, 1, 3 then
+        // orders it a0 a2 a4 a6 b0 b2 b4 b6.
+        unsafe {
+            let even = _mm256_castps_pd(_mm256_shuffle_ps::<0x88>(a.0, b.0));
+            let odd = _mm256_castps_pd(_mm256_shuffle_ps::<0xDD>(a.0, b.0));
+            (
+                Avx2F32(_mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(even))),
+                Avx2F32(_mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(odd))),
+            )
+        }
+    }
+    #[inline(always)]
     unsafe fn load_rows(ptr: *const f32, c: usize, n: usize, out: &mut [Self; 8]) {
         // c contiguous vectors (masked: n c values), then for each class one
         // permute per source vector, blended by the lanes that come from it: c^2

@@ -253,6 +253,30 @@ unsafe impl SimdF32 for Avx512F32 {
         unsafe { _mm512_reduce_max_ps(self.0) }
     }
     #[inline(always)]
+    fn prefetch(ptr: *const f32) {
+        // SAFETY: a prefetch never faults and reads nothing architecturally, whatever
+        // the address (SSE, part of x86_64's baseline).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>()) };
+    }
+    #[inline(always)]
+    fn prefetch_write(ptr: *mut f32) {
+        // SAFETY: as `prefetch` (PREFETCHW where the CPU has it, else a hint that
+        // does nothing).
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(ptr.cast_const().cast::<i8>()) };
+    }
+    #[inline(always)]
+    fn unzip(a: Self, b: Self) -> (Self, Self) {
+        // SAFETY: see the impl. Index i < 16 picks lane i of a, 16 + i lane i of b.
+        unsafe {
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            (
+                Avx512F32(_mm512_permutex2var_ps(a.0, even, b.0)),
+                Avx512F32(_mm512_permutex2var_ps(a.0, odd, b.0)),
+            )
+        }
+    }
+    #[inline(always)]
     unsafe fn load_rows(ptr: *const f32, c: usize, n: usize, out: &mut [Self; 8]) {
         // c contiguous vectors (masked: n c values), then for each class two-source
         // permutes from the vector pairs holding its lanes.

@@ -68,20 +68,20 @@ pub(crate) fn exp_parts<V: SimdF32>(hi: V, lo: V) -> (V, V) {
     (h.ldexp(k), l.ldexp(k))
 }
 
-/// [`exp_parts`] for `hi` in `[-104, 0]` (or NaN), without the clamp: for callers
-/// that know their arguments are in range (one operation fewer per vector).
-#[inline(always)]
-pub(crate) fn exp_parts_near<V: SimdF32>(hi: V, lo: V) -> (V, V) {
-    let (h, l, k) = exp_reduced(hi, lo);
-    (h.ldexp(k), l.ldexp(k))
-}
-
 /// `e^(x + lo) = (h + l) 2^k` before the scaling, `h` in `[0.7, 1.42]`, for `x`
 /// in `[-200, 0]` (or NaN) and `|lo| <= 2^-12`: the body of [`exp_parts`], also
 /// used where the result is scaled by a large factor before it may underflow.
 #[inline(always)]
 pub(crate) fn exp_reduced<V: SimdF32>(x: V, lo: V) -> (V, V, V) {
-    let one = V::splat(1.0);
+    let (k, r, r_lo) = exp_reduce_arg(x, lo);
+    exp_reduced_from(k, r, r_lo)
+}
+
+/// The argument reduction of [`exp_reduced`]: `x + lo = k ln2 + r + r_lo`, `r`
+/// exact. Split out so that a loop can run it one vector ahead of the rest
+/// (software pipelining).
+#[inline(always)]
+pub(crate) fn exp_reduce_arg<V: SimdF32>(x: V, lo: V) -> (V, V, V) {
     let k = (x * V::splat(LOG2E)).round();
     let (r, r_lo) = if V::FUSED_MUL_ADD {
         (
@@ -92,6 +92,13 @@ pub(crate) fn exp_reduced<V: SimdF32>(x: V, lo: V) -> (V, V, V) {
         let r1 = k.mul_add(V::splat(-LN2_HI), x);
         two_sum(r1, k.mul_add(V::splat(-LN2_LO), lo))
     };
+    (k, r, r_lo)
+}
+
+/// The rest of [`exp_reduced`], from [`exp_reduce_arg`]'s `(k, r, r_lo)`.
+#[inline(always)]
+pub(crate) fn exp_reduced_from<V: SimdF32>(k: V, r: V, r_lo: V) -> (V, V, V) {
+    let one = V::splat(1.0);
     // Estrin's scheme: the kernels wait on these chains more than they run out of
     // FMA units.
     let r2 = r * r;
