@@ -509,6 +509,8 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
     // chain of some fifteen dependent operations). 8-15% per logit over one
     // vector at a time, measured at C = 80 to 1000 on AVX-512.
     let lanes = V::LANES;
+    // 1, opaque to the optimizer (see exp_front and exp_back).
+    let one = V::splat(core::hint::black_box(1.0f32));
     let full = len / lanes;
     let mut v = 0;
     if full > 0 {
@@ -516,12 +518,13 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
         // exp_front calls).
         // SAFETY: see above.
         let mut front =
-            unsafe { exp_front::<V, DIFF, true>(row, next, dst, ms, 0, lanes, &mut range) };
+            unsafe { exp_front::<V, DIFF, true>(one, row, next, dst, ms, 0, lanes, &mut range) };
         let mut mid = exp_mid(front);
         if full > 1 {
             // SAFETY: see above.
-            front =
-                unsafe { exp_front::<V, DIFF, true>(row, next, dst, ms, lanes, lanes, &mut range) };
+            front = unsafe {
+                exp_front::<V, DIFF, true>(one, row, next, dst, ms, lanes, lanes, &mut range)
+            };
         }
         // Invariant: `mid` is vector v's exp, `front` vector v + 1's reduction
         // when v + 1 < full.
@@ -530,6 +533,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
                 // SAFETY: see above.
                 unsafe {
                     exp_front::<V, DIFF, true>(
+                        one,
                         row,
                         next,
                         dst,
@@ -546,6 +550,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
             // SAFETY: vector v is in bounds of dst when STORE, and of keep's window.
             unsafe {
                 exp_back::<V, STORE, true>(
+                    one,
                     mid,
                     dst,
                     v * lanes,
@@ -563,6 +568,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
         // SAFETY: as above, for the last full vector.
         unsafe {
             exp_back::<V, STORE, true>(
+                one,
                 mid,
                 dst,
                 v * lanes,
@@ -579,10 +585,12 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
     if j < len {
         let rest = len - j;
         // SAFETY: rest values from j are in bounds of row, next (and dst when STORE).
-        let front = unsafe { exp_front::<V, DIFF, false>(row, next, dst, ms, j, rest, &mut range) };
+        let front =
+            unsafe { exp_front::<V, DIFF, false>(one, row, next, dst, ms, j, rest, &mut range) };
         // SAFETY: as above; keep's window holds LANES values from any j < C.
         unsafe {
             exp_back::<V, STORE, false>(
+                one,
                 exp_mid(front),
                 dst,
                 j,
@@ -653,8 +661,10 @@ fn row_totals<V: SimdF32>(
 ///
 /// # Safety
 /// `rest` (LANES when `FULL`) values from `j` are in bounds of `row` and `next`.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn exp_front<V: SimdF32, const DIFF: u8, const FULL: bool>(
+    one: V,
     row: &[f32],
     next: &[f32],
     dst: *mut f32,
@@ -695,7 +705,17 @@ unsafe fn exp_front<V: SimdF32, const DIFF: u8, const FULL: bool>(
             let d = z - ms;
             (d, (z - d) - ms)
         }
-        DIFF_TWO_SUM => two_sum(z, -ms),
+        DIFF_TWO_SUM if !V::FUSED_MUL_ADD => two_sum(z, -ms),
+        DIFF_TWO_SUM => {
+            // TwoSum(z, -m), two of its additions as `x * one + y` (the same
+            // roundings) on the FMA units, which have room next to this pass's
+            // additions: 8% at C = 256 (`one` is 1 hidden from the compiler, which
+            // would turn them back into additions).
+            let b = -ms;
+            let d = z.mul_add(one, b);
+            let bb = d - z;
+            (d, (z - (d - bb)).mul_add(one, b - bb))
+        }
         _ => shifted(z, ms),
     };
     // Within NEAR of the max: d >= -103 and |dl| <= 2^-18, exp_reduced's range
@@ -728,6 +748,7 @@ fn exp_mid<V: SimdF32>((k, r, r_lo): (V, V, V)) -> (V, V) {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
+    one: V,
     (mut e, mut el): (V, V),
     dst: *mut f32,
     j: usize,
@@ -755,20 +776,37 @@ unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
             }
         }
     }
-    if y_at == usize::MAX {
+    // The label's lane weighs 0 in the sum, every other 1: short rows read the
+    // weights from KEEP, long rows zero the label's lane of `one`.
+    let w = if y_at == usize::MAX {
         // SAFETY: the caller's guarantee.
-        let w = unsafe { V::load(keep.add(j)) };
-        // TwoSum of the running sum and w e, with w in {0, 1} (w e is exact).
-        let (s, err) = two_sum(acc.0, e * w);
-        *acc = (s, acc.1 + el.mul_add(w, err));
-        return;
-    }
-    if j == y_at {
-        e = V::select(y_lane, zero, e);
-        el = V::select(y_lane, zero, el);
-    }
-    let (s, err) = two_sum(acc.0, e);
-    *acc = (s, acc.1 + (err + el));
+        unsafe { V::load(keep.add(j)) }
+    } else if j == y_at {
+        V::select(y_lane, zero, one)
+    } else {
+        one
+    };
+    // TwoSum of the running sum and w e (exact: w is 0 or 1); the error and w el
+    // go to the second sum.
+    let a = acc.0;
+    let (s, tail_of) = if V::FUSED_MUL_ADD {
+        // The product folds into the sum and into the error's last term: the same
+        // roundings, and three of TwoSum's six additions on the FMA units, which
+        // have room next to this pass's additions (`one` is opaque to the
+        // compiler, which would otherwise turn `x * 1 + y` back into an addition).
+        (e.mul_add(w, a), e)
+    } else {
+        let ew = e * w;
+        (a + ew, ew)
+    };
+    let bb = s - a;
+    let tail = if V::FUSED_MUL_ADD {
+        tail_of.mul_add(w, -bb)
+    } else {
+        tail_of - bb
+    };
+    let err = (a - (s - bb)) + tail;
+    *acc = (s, acc.1 + el.mul_add(w, err));
 }
 
 /// `g_j = coef e^(z_j - m)` computed again from the logits, the factor applied
