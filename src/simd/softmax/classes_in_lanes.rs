@@ -705,7 +705,7 @@ unsafe fn exp_front<V: SimdF32, const DIFF: u8, const FULL: bool>(
             let d = z - ms;
             (d, (z - d) - ms)
         }
-        DIFF_TWO_SUM if !V::FUSED_MUL_ADD => two_sum(z, -ms),
+        DIFF_TWO_SUM if !fma_units::<V>() => two_sum(z, -ms),
         DIFF_TWO_SUM => {
             // TwoSum(z, -m), two of its additions as `x * one + y` (the same
             // roundings) on the FMA units, which have room next to this pass's
@@ -776,6 +776,16 @@ unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
             }
         }
     }
+    if !fma_units::<V>() && y_at != usize::MAX {
+        // Long rows without FMA units: the label's lane zeroed, a plain TwoSum.
+        if j == y_at {
+            e = V::select(y_lane, zero, e);
+            el = V::select(y_lane, zero, el);
+        }
+        let (s, err) = two_sum(acc.0, e);
+        *acc = (s, acc.1 + (err + el));
+        return;
+    }
     // The label's lane weighs 0 in the sum, every other 1: short rows read the
     // weights from KEEP, long rows zero the label's lane of `one`.
     let w = if y_at == usize::MAX {
@@ -789,7 +799,7 @@ unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
     // TwoSum of the running sum and w e (exact: w is 0 or 1); the error and w el
     // go to the second sum.
     let a = acc.0;
-    let (s, tail_of) = if V::FUSED_MUL_ADD {
+    let (s, tail_of) = if fma_units::<V>() {
         // The product folds into the sum and into the error's last term: the same
         // roundings, and three of TwoSum's six additions on the FMA units, which
         // have room next to this pass's additions (`one` is opaque to the
@@ -800,13 +810,27 @@ unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
         (a + ew, ew)
     };
     let bb = s - a;
-    let tail = if V::FUSED_MUL_ADD {
+    let tail = if fma_units::<V>() {
         tail_of.mul_add(w, -bb)
     } else {
         tail_of - bb
     };
     let err = (a - (s - bb)) + tail;
-    *acc = (s, acc.1 + el.mul_add(w, err));
+    // (w el is exact: the FMA and the product round the same.)
+    let low = if fma_units::<V>() {
+        el.mul_add(w, err)
+    } else {
+        el * w + err
+    };
+    *acc = (s, acc.1 + low);
+}
+
+/// Whether additions are worth moving onto the FMA units as `x * one + y`: on the
+/// SIMD backends with a hardware FMA, not on the scalar one, whose exact `mul_add`
+/// is libm's `fmaf` in software (it made the scalar pass 30% slower).
+#[inline(always)]
+const fn fma_units<V: SimdF32>() -> bool {
+    V::FUSED_MUL_ADD && V::LANES > 1
 }
 
 /// `g_j = coef e^(z_j - m)` computed again from the logits, the factor applied
