@@ -240,7 +240,7 @@ pub(crate) struct Logistic<V> {
     pub el: V,
     /// `1 / (1 + e)` rounded once, for first-order corrections.
     pub inv_d: V,
-    /// `e / (1 + e)` rounded once (`small` before its correction).
+    /// `e / (1 + e)` within about 1 ULP (`small` before its correction).
     pub small0: V,
     /// `sigmoid(|x|) = 1/(1 + e^-|x|)`, in `[0.5, 1]`.
     pub big: V,
@@ -252,7 +252,7 @@ pub(crate) struct Logistic<V> {
     pub small_lo: V,
 }
 
-/// Computes [`Logistic`] from one exp and two divisions, compensated: `e^-|x|` is
+/// Computes [`Logistic`] from one exp and one division, compensated: `e^-|x|` is
 /// carried as `e + el`, `1 + e` as `d + derr`, and both quotients are corrected by
 /// their exact remainders (FMA), so the only rounding left in each sigmoid is the
 /// last one (measured max 0.6 ULP).
@@ -271,7 +271,10 @@ pub(crate) fn logistic_from_exp<V: SimdF32>(e: V, el: V) -> Logistic<V> {
     // Fast2Sum residual (1 >= e), plus the tail of e: d + derr = 1 + e + el.
     let derr = ((one - d) + e) + el;
     let big0 = one / d;
-    let small0 = e / d;
+    // e / d as e (1/d): within about 1 ULP instead of 0.5, and the correction
+    // below (from the exact remainder e - small0 d) absorbs that as it absorbs
+    // the division's rounding; one division fewer on the kernels' longest chain.
+    let small0 = e * big0;
     // 1/(d + derr) = big0 + (1 - big0 d)/d - derr/d^2 + ...; the remainders
     // 1 - big0 d and e - small0 d are exact with FMA.
     let big_rem = fms_exact(big0, d, one);
