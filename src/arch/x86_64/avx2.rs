@@ -240,15 +240,11 @@ unsafe impl SimdF32 for Avx2F32 {
     }
     #[inline(always)]
     fn prefetch(ptr: *const f32) {
-        // SAFETY: a prefetch never faults and reads nothing architecturally, whatever
-        // the address (SSE, part of x86_64's baseline).
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>()) };
+        super::prefetch_read(ptr);
     }
     #[inline(always)]
     fn prefetch_write(ptr: *mut f32) {
-        // SAFETY: as `prefetch` (PREFETCHW where the CPU has it, else a hint that
-        // does nothing).
-        unsafe { _mm_prefetch::<_MM_HINT_ET0>(ptr.cast_const().cast::<i8>()) };
+        super::prefetch_write(ptr);
     }
     #[inline(always)]
     fn unzip(a: Self, b: Self) -> (Self, Self) {

@@ -514,6 +514,13 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
     let lanes = V::LANES;
     // 1, opaque to the optimizer (see exp_front and exp_back).
     let one = V::splat(core::hint::black_box(1.0f32));
+    let sink = Sink {
+        one,
+        dst,
+        y_at,
+        y_lane,
+        keep,
+    };
     let full = len / lanes;
     let mut v = 0;
     if full > 0 {
@@ -552,36 +559,14 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
             let mid_next = exp_mid(front);
             // SAFETY: vector v is in bounds of dst when STORE, and of keep's window.
             unsafe {
-                exp_back::<V, STORE, true>(
-                    one,
-                    mid,
-                    dst,
-                    v * lanes,
-                    lanes,
-                    y_at,
-                    y_lane,
-                    &mut acc[v & second],
-                    keep,
-                )
+                exp_back::<V, STORE, true>(&sink, mid, v * lanes, lanes, &mut acc[v & second])
             };
             mid = mid_next;
             front = ahead;
             v += 1;
         }
         // SAFETY: as above, for the last full vector.
-        unsafe {
-            exp_back::<V, STORE, true>(
-                one,
-                mid,
-                dst,
-                v * lanes,
-                lanes,
-                y_at,
-                y_lane,
-                &mut acc[v & second],
-                keep,
-            )
-        };
+        unsafe { exp_back::<V, STORE, true>(&sink, mid, v * lanes, lanes, &mut acc[v & second]) };
         v += 1;
     }
     let j = v * lanes;
@@ -592,17 +577,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
             unsafe { exp_front::<V, DIFF, false>(one, row, next, dst, ms, j, rest, &mut range) };
         // SAFETY: as above; keep's window holds LANES values from any j < C.
         unsafe {
-            exp_back::<V, STORE, false>(
-                one,
-                exp_mid(front),
-                dst,
-                j,
-                rest,
-                y_at,
-                y_lane,
-                &mut acc[v & second],
-                keep,
-            )
+            exp_back::<V, STORE, false>(&sink, exp_mid(front), j, rest, &mut acc[v & second])
         };
     }
     let [(s0, c0), (s1, c1)] = acc;
@@ -739,28 +714,45 @@ fn exp_mid<V: SimdF32>((k, r, r_lo): (V, V, V)) -> (V, V) {
     (h.ldexp(k), l.ldexp(k))
 }
 
+/// What [`exp_back`] needs of its row: the same for all its vectors.
+#[derive(Clone, Copy)]
+struct Sink<V: SimdF32> {
+    /// 1, opaque to the optimizer (see [`exp_back`]).
+    one: V,
+    /// The gradient row (with `STORE`).
+    dst: *mut f32,
+    /// The first index of the label's vector, `usize::MAX` for short rows.
+    y_at: usize,
+    /// The label's lane in that vector (long rows).
+    y_lane: V::Mask,
+    /// The row's window of KEEP (short rows), else null.
+    keep: *const f32,
+}
+
 /// The rest of one vector of [`exp_pass`] from [`exp_mid`]'s exp:
 /// `e^(z - m)` of the LANES logits from `j` (the first `rest` when not `FULL`),
 /// stored when `STORE`, added to the accumulator pair `acc` (without the label's
-/// lane: weighted by the LANES values of `keep` from `j` when
-/// `y_at == usize::MAX`, else lane `y_lane` left out when `j == y_at`).
+/// lane: weighted by the LANES values of `sink.keep` from `j` when
+/// `sink.y_at == usize::MAX`, else lane `sink.y_lane` left out when `j == y_at`).
 ///
 /// # Safety
-/// `dst` is valid for writing `rest` values from `j` when `STORE`, and when
-/// `y_at == usize::MAX`, `keep` is valid for reading LANES values from `j`.
-#[allow(clippy::too_many_arguments)]
+/// `sink.dst` is valid for writing `rest` values from `j` when `STORE`, and when
+/// `sink.y_at == usize::MAX`, `sink.keep` is valid for reading LANES values from `j`.
 #[inline(always)]
 unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
-    one: V,
+    sink: &Sink<V>,
     (mut e, mut el): (V, V),
-    dst: *mut f32,
     j: usize,
     rest: usize,
-    y_at: usize,
-    y_lane: V::Mask,
     acc: &mut (V, V),
-    keep: *const f32,
 ) {
+    let Sink {
+        one,
+        dst,
+        y_at,
+        y_lane,
+        keep,
+    } = *sink;
     let zero = V::splat(0.0);
     if !FULL {
         // Padding lanes to 0 (with m = -inf they would be ties at the max; the
