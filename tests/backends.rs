@@ -1,16 +1,23 @@
 //! Every vector backend against the scalar one (the executable specification), for
-//! every slice length 0..=2*16+1, misaligned starts, every call, hard and mixed soft
-//! targets and the three gamma kinds (0, integer 2, general 1.5). Also: outputs are
+//! every slice length 0..=2*16+1 with misaligned starts and a few long ones (the
+//! kernels' steady state), every call, hard and mixed soft targets and the three
+//! gamma kinds (0, integer 2, general 1.5). Also: outputs are
 //! written only inside their slice, inputs are never written, and an element in the
 //! tail of a slice gets the same bits as the same element in a full vector.
 
 use focal::{Alpha, Backend, Focal, Reduction, SoftTargets, IGNORE};
 
-/// Longest slice: two full AVX-512 vectors and a tail of one.
+/// Longest slice of the every-length test: two full AVX-512 vectors and a tail of
+/// one.
 const MAX_LEN: usize = 2 * 16 + 1;
+/// Lengths of the long-slice test: the kernels' two-vector steps (AVX-512, and
+/// AVX2 for hard targets with an integer gamma) start at four vectors and load
+/// two steps ahead, so their steady state and every exit from it need these
+/// (8 and 16 lanes: 4 to 8 vectors, plus tails).
+const LONG_LENS: [usize; 8] = [47, 48, 49, 63, 64, 65, 97, 131];
 /// Slice starts 0..OFFSETS floats into a 64-byte aligned buffer.
 const OFFSETS: usize = 4;
-const BUF: usize = MAX_LEN + 2 * OFFSETS;
+const BUF: usize = 131 + 2 * OFFSETS;
 
 /// f32 unit roundoff, 2^-24.
 const U: f64 = 1.0 / 16_777_216.0;
@@ -216,13 +223,34 @@ fn configs() -> Vec<(f32, Alpha, SoftTargets)> {
 
 #[test]
 fn every_backend_matches_scalar_for_every_length_and_offset() {
+    let offsets: Vec<(usize, usize, usize)> = (0..OFFSETS)
+        .flat_map(|ox| {
+            // Targets start at yet another offset.
+            (0..OFFSETS).map(move |oo| (ox, (ox + 1 + oo) % OFFSETS, oo))
+        })
+        .collect();
+    compare_with_scalar(0..=MAX_LEN, &offsets);
+}
+
+#[test]
+fn long_slices_match_scalar() {
+    compare_with_scalar(LONG_LENS.into_iter(), &[(0, 0, 0), (1, 2, 3)]);
+}
+
+/// Every call on every backend against Scalar, for the given lengths and
+/// (logits, targets, output) offsets, every configuration, hard and mixed soft
+/// targets.
+fn compare_with_scalar(
+    lengths: impl Iterator<Item = usize> + Clone,
+    offsets: &[(usize, usize, usize)],
+) {
     let mut failures = Vec::new();
     let mut checked = 0usize;
     // The largest disagreement seen, in u of the scale (printed with --nocapture).
     let mut worst = (0.0f64, String::new());
     for (gamma, alpha, soft) in configs() {
         for soft_targets in [false, true] {
-            for n in 0..=MAX_LEN {
+            for n in lengths.clone() {
                 let x = logits(n);
                 let t = targets(n, soft_targets);
                 let reference =
@@ -234,73 +262,68 @@ fn every_backend_matches_scalar_for_every_length_and_offset() {
                 let loss_total: f64 = sc.iter().map(|s| s.0).sum();
                 for b in Backend::available() {
                     let fl = focal(gamma, alpha, soft, b);
-                    for ox in 0..OFFSETS {
-                        for oo in 0..OFFSETS {
-                            // Targets start at yet another offset.
-                            let ot = (ox + 1 + oo) % OFFSETS;
-                            let r = run_all(&fl, &x, &t, ox, ot, oo);
-                            checked += 1;
-                            let ctx = format!(
-                                "{b:?} gamma={gamma} {alpha:?} {soft:?} soft_targets={soft_targets} \
+                    for &(ox, ot, oo) in offsets {
+                        let r = run_all(&fl, &x, &t, ox, ot, oo);
+                        checked += 1;
+                        let ctx = format!(
+                            "{b:?} gamma={gamma} {alpha:?} {soft:?} soft_targets={soft_targets} \
                                  n={n} offsets x{ox} t{ot} out{oo}"
-                            );
-                            let mut check =
-                                |what: &str, i: usize, got: f32, want: f32, scale: f64| {
-                                    let err = (f64::from(got) - f64::from(want)).abs();
-                                    if err > TOL_ABS && err / (U * scale) > worst.0 {
-                                        worst = (err / (U * scale), format!("{ctx} {what}[{i}]"));
-                                    }
-                                    if !close(got, want, scale) {
-                                        failures.push(format!(
-                                            "{ctx} {what}[{i}] x={} t={}: {got:e}, scalar {want:e}",
-                                            x.get(i).copied().unwrap_or(f32::NAN),
-                                            t.get(i).copied().unwrap_or(f32::NAN),
-                                        ));
-                                    }
-                                };
-                            for (i, &(ls, gs)) in sc.iter().enumerate() {
-                                check("loss", i, r.loss[i], reference.loss[i], ls);
-                                check("grad", i, r.grad[i], reference.grad[i], gs);
-                                check(
-                                    "fused Sum grad",
-                                    i,
-                                    r.fused_sum_grad[i],
-                                    reference.fused_sum_grad[i],
-                                    gs,
-                                );
-                                check(
-                                    "fused Mean grad",
-                                    i,
-                                    r.fused_mean_grad[i],
-                                    reference.fused_mean_grad[i],
-                                    gs / count,
-                                );
+                        );
+                        let mut check = |what: &str, i: usize, got: f32, want: f32, scale: f64| {
+                            let err = (f64::from(got) - f64::from(want)).abs();
+                            if err > TOL_ABS && err / (U * scale) > worst.0 {
+                                worst = (err / (U * scale), format!("{ctx} {what}[{i}]"));
                             }
-                            // Sums of non-negative terms: relative agreement of the
-                            // terms carries over; the summation itself adds ~2 u.
-                            check("Sum", usize::MAX, r.sum, reference.sum, loss_total);
+                            if !close(got, want, scale) {
+                                failures.push(format!(
+                                    "{ctx} {what}[{i}] x={} t={}: {got:e}, scalar {want:e}",
+                                    x.get(i).copied().unwrap_or(f32::NAN),
+                                    t.get(i).copied().unwrap_or(f32::NAN),
+                                ));
+                            }
+                        };
+                        for (i, &(ls, gs)) in sc.iter().enumerate() {
+                            check("loss", i, r.loss[i], reference.loss[i], ls);
+                            check("grad", i, r.grad[i], reference.grad[i], gs);
                             check(
-                                "fused Sum",
-                                usize::MAX,
-                                r.fused_sum,
-                                reference.fused_sum,
-                                loss_total,
+                                "fused Sum grad",
+                                i,
+                                r.fused_sum_grad[i],
+                                reference.fused_sum_grad[i],
+                                gs,
                             );
                             check(
-                                "Mean",
-                                usize::MAX,
-                                r.mean,
-                                reference.mean,
-                                loss_total / count,
-                            );
-                            check(
-                                "fused Mean",
-                                usize::MAX,
-                                r.fused_mean,
-                                reference.fused_mean,
-                                loss_total / count,
+                                "fused Mean grad",
+                                i,
+                                r.fused_mean_grad[i],
+                                reference.fused_mean_grad[i],
+                                gs / count,
                             );
                         }
+                        // Sums of non-negative terms: relative agreement of the
+                        // terms carries over; the summation itself adds ~2 u.
+                        check("Sum", usize::MAX, r.sum, reference.sum, loss_total);
+                        check(
+                            "fused Sum",
+                            usize::MAX,
+                            r.fused_sum,
+                            reference.fused_sum,
+                            loss_total,
+                        );
+                        check(
+                            "Mean",
+                            usize::MAX,
+                            r.mean,
+                            reference.mean,
+                            loss_total / count,
+                        );
+                        check(
+                            "fused Mean",
+                            usize::MAX,
+                            r.fused_mean,
+                            reference.fused_mean,
+                            loss_total / count,
+                        );
                     }
                 }
             }

@@ -12,6 +12,10 @@ use crate::simd::{SimdF32, MAX_LANES};
 unsafe impl SimdF32 for f32x8 {
     type Mask = f32x8;
     const LANES: usize = 8;
+    /// SSE2's 16 xmm registers, two per `f32x8`. (NEON has 32 q registers, 16
+    /// `f32x8`, but is only run under qemu here: it keeps SSE2's choices until
+    /// they are measured on an aarch64 CPU.)
+    const REGISTERS: usize = 8;
     const FUSED_MUL_ADD: bool = cfg!(any(
         target_feature = "fma",
         all(target_arch = "aarch64", target_feature = "neon")

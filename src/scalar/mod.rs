@@ -12,6 +12,8 @@ pub(crate) const ROUND_SHIFTER: f32 = 12_582_912.0;
 unsafe impl SimdF32 for f32 {
     type Mask = bool;
     const LANES: usize = 1;
+    /// One f32 per xmm register (16), or per FPU register on microcontrollers.
+    const REGISTERS: usize = 16;
     // libm's fmaf is exact but goes through f64; compact builds (single-precision
     // FPUs, where f64 is software) multiply and add and use Dekker's products.
     const FUSED_MUL_ADD: bool = !cfg!(compact);

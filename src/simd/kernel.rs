@@ -578,10 +578,13 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     // on AVX-512 and AVX2). Each value still goes through the same operations as
     // in `element`: the bits do not change. The logits are loaded again where a
     // stage needs them (an L1 hit, where carrying them would take registers).
-    // Two vectors per step where there are 32 registers (AVX-512), one where there
-    // are 16 (AVX2, SSE2: two vectors' stages spilled, and ran up to 40% slower
-    // depending on where the stack fell). Written out for each (a version generic
-    // over the step, with arrays, was 10-20% slower: the arrays stayed in memory).
+    // Two vectors per step where the registers hold both steps' stages: with 32
+    // (AVX-512), and with 16 (AVX2) for hard targets and an integer gamma, whose
+    // stages are the smallest (AVX2: 4-8% faster at gamma 1 to 4; 20% slower for
+    // a general gamma and 7-8% for soft targets, whose stages spilled; SSE2, 8
+    // registers of `f32x8`, 6-7% slower even there). One vector per step
+    // elsewhere. Written out for each (a version generic over the step, with
+    // arrays, was 10-20% slower: the arrays stayed in memory).
     // (Not in compact builds: microcontrollers, where it would be a second copy of
     // the kernel in flash.)
     let ld = |k: usize| {
@@ -589,7 +592,9 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
         // SAFETY: every call below passes k + LANES <= len <= x.len().
         unsafe { V::load(x.as_ptr().add(k)) }
     };
-    if !cfg!(compact) && V::LANES >= 16 && 4 * V::LANES <= len {
+    let paired =
+        V::REGISTERS >= 32 || (V::REGISTERS >= 16 && V::LANES > 1 && SOFT == HARD && G != GENERAL);
+    if !cfg!(compact) && paired && 4 * V::LANES <= len {
         // Invariant at the top of the loop: (pa, pb) hold the first stage of
         // vectors i, i + 1; where i + 4 LANES <= len, (ea, eb) hold the exps of
         // i + 2, i + 3.
@@ -627,7 +632,7 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
             i += 2 * V::LANES;
         }
     }
-    if !cfg!(compact) && V::LANES < 16 && 2 * V::LANES <= len {
+    if !cfg!(compact) && !paired && 2 * V::LANES <= len {
         // As above, one vector per step: p0 holds the first stage of vector i and,
         // where i + 2 LANES <= len, e1 the exp of i + 1.
         let mut p0 = stage1(ld(0));

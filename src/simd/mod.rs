@@ -39,6 +39,9 @@ pub(crate) unsafe trait SimdF32:
     /// Whether `mul_add` rounds once (a real FMA). Error-free products use it when
     /// true and Dekker's split when false.
     const FUSED_MUL_ADD: bool;
+    /// Vector registers of this type the target has: how many values a kernel
+    /// can keep in flight before it spills (it chooses its unrolling by it).
+    const REGISTERS: usize;
 
     /// All lanes `v`.
     fn splat(v: f32) -> Self;

@@ -66,6 +66,7 @@ macro_rules! unroll8 {
 unsafe impl SimdF32 for Avx2F32 {
     type Mask = __m256;
     const LANES: usize = 8;
+    const REGISTERS: usize = 16;
     const FUSED_MUL_ADD: bool = true;
 
     #[inline(always)]

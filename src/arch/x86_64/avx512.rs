@@ -66,6 +66,7 @@ macro_rules! unroll8 {
 unsafe impl SimdF32 for Avx512F32 {
     type Mask = __mmask16;
     const LANES: usize = 16;
+    const REGISTERS: usize = 32;
     const FUSED_MUL_ADD: bool = true;
 
     #[inline(always)]
