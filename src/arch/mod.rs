@@ -25,7 +25,7 @@ macro_rules! entry_points {
             t: &[f32],
             out: &mut [f32],
         ) -> Option<f64> {
-            crate::arch::align_frame();
+            crate::arch::align_frame::<$V>();
             kernel::focal_dispatch::<$V>(mode, soft, c, x, t, out)
         }
 
@@ -35,7 +35,7 @@ macro_rules! entry_points {
         /// The CPU must support this backend's target features.
         $(#[target_feature(enable = $feature)])?
         pub(crate) unsafe fn scan(t: &[f32]) -> TargetScan {
-            crate::arch::align_frame();
+            crate::arch::align_frame::<$V>();
             kernel::scan_targets::<$V>(t)
         }
 
@@ -45,7 +45,7 @@ macro_rules! entry_points {
         /// The CPU must support this backend's target features.
         $(#[target_feature(enable = $feature)])?
         pub(crate) unsafe fn unary(op: Unary, x: &[f32], out: &mut [f32]) {
-            crate::arch::align_frame();
+            crate::arch::align_frame::<$V>();
             kernel::unary::<$V>(op, x, out)
         }
 
@@ -58,7 +58,7 @@ macro_rules! entry_points {
             call: &crate::simd::softmax::Call<'_>,
             out: &mut [f32],
         ) -> f64 {
-            crate::arch::align_frame();
+            crate::arch::align_frame::<$V>();
             crate::simd::softmax::run::<$V>(call, out)
         }
     };
@@ -77,11 +77,15 @@ pub(crate) struct FrameAnchor {
 /// registers), ran at one of two speeds depending on where the caller's stack
 /// happened to end: 1.43 or 1.55-1.7 ns per element for the fused gamma = 2
 /// sigmoid kernel, 32-byte spills at an odd multiple of 16 crossing lines (the
-/// frame itself is only 16-aligned by the ABI). Costs two instructions per call.
+/// frame itself is only 16-aligned by the ABI). Costs two instructions per call;
+/// nothing for the scalar backend (`V = f32`), which spills no vectors, and whose
+/// entry points count against the microcontroller build's flash budget.
 #[inline(always)]
-pub(crate) fn align_frame() {
-    let anchor = FrameAnchor {
-        _byte: core::hint::black_box(0),
-    };
-    core::hint::black_box(&anchor);
+pub(crate) fn align_frame<V: crate::simd::SimdF32>() {
+    if V::LANES > 1 {
+        let anchor = FrameAnchor {
+            _byte: core::hint::black_box(0),
+        };
+        core::hint::black_box(&anchor);
+    }
 }
