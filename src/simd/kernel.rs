@@ -578,13 +578,9 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     // on AVX-512 and AVX2). Each value still goes through the same operations as
     // in `element`: the bits do not change. The logits are loaded again where a
     // stage needs them (an L1 hit, where carrying them would take registers).
-    // Two vectors per step where the registers hold both steps' stages: with 32
-    // (AVX-512), and with 16 (AVX2) for hard targets and an integer gamma, whose
-    // stages are the smallest (AVX2: 4-8% faster at gamma 1 to 4; 20% slower for
-    // a general gamma and 7-8% for soft targets, whose stages spilled; SSE2, 8
-    // registers of `f32x8`, 6-7% slower even there). One vector per step
-    // elsewhere. Written out for each (a version generic over the step, with
-    // arrays, was 10-20% slower: the arrays stayed in memory).
+    // Two vectors per step where the registers hold both steps' stages
+    // ([`paired`]), one elsewhere. Written out for each (a version generic over the
+    // step, with arrays, was 10-20% slower: the arrays stayed in memory).
     // (Not in compact builds: microcontrollers, where it would be a second copy of
     // the kernel in flash.)
     let ld = |k: usize| {
@@ -592,9 +588,9 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
         // SAFETY: every call below passes k + LANES <= len <= x.len().
         unsafe { V::load(x.as_ptr().add(k)) }
     };
-    let paired =
-        V::REGISTERS >= 32 || (V::REGISTERS >= 16 && V::LANES > 1 && SOFT == HARD && G != GENERAL);
-    if !cfg!(compact) && paired && 4 * V::LANES <= len {
+    // (`const`, so that even unoptimized builds keep only one of the two loops: with
+    // a plain `let`, the wasm debug build compiled both and took 5.5 min.)
+    if !cfg!(compact) && const { paired::<V, G, SOFT>() } && 4 * V::LANES <= len {
         // Invariant at the top of the loop: (pa, pb) hold the first stage of
         // vectors i, i + 1; where i + 4 LANES <= len, (ea, eb) hold the exps of
         // i + 2, i + 3.
@@ -632,7 +628,7 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
             i += 2 * V::LANES;
         }
     }
-    if !cfg!(compact) && !paired && 2 * V::LANES <= len {
+    if !cfg!(compact) && const { !paired::<V, G, SOFT>() } && 2 * V::LANES <= len {
         // As above, one vector per step: p0 holds the first stage of vector i and,
         // where i + 2 LANES <= len, e1 the exp of i + 1.
         let mut p0 = stage1(ld(0));
@@ -699,6 +695,15 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     } else {
         0.0
     })
+}
+
+/// Whether [`focal`] takes two vectors per pipeline step: with 32 registers
+/// (AVX-512), and with 16 (AVX2) for hard targets and an integer gamma, whose
+/// stages are the smallest (AVX2: 4-8% faster at gamma 1 to 4; 20% slower for a
+/// general gamma and 7-8% for soft targets, whose stages spilled; SSE2, 8
+/// registers of `f32x8`, 6-7% slower even there).
+const fn paired<V: SimdF32, const G: u32, const SOFT: u8>() -> bool {
+    V::REGISTERS >= 32 || (V::REGISTERS >= 16 && V::LANES > 1 && SOFT == HARD && G != GENERAL)
 }
 
 /// Picks the monomorphized kernel for a gamma kind and target kind, once per call.
