@@ -410,6 +410,85 @@ fn accuracy_tables() {
     );
 }
 
+/// Long rows (C > 256) make `z - m` exact by Fast2Sum when every logit's exponent
+/// is at most the max's, and by TwoSum otherwise. Rows whose label is the max `m`
+/// and whose other logits all equal one `z` (their exps' errors add up instead of
+/// averaging out, and `q^gamma` multiplies them): `z` negative with `|z| > m` but
+/// the same exponent (the Fast2Sum path), and `z` one exponent above `m`'s where
+/// Fast2Sum(-m, z) would miss the residual (searched for here), which must take
+/// TwoSum. Loosening the kernel's condition by one exponent fails this test (46 ULP
+/// on loss and gradient, against 2.0 and 4.7 as it is); the sweep above missed it.
+#[test]
+fn long_rows_shift_exact() {
+    const C: usize = 300;
+    let fast2sum_misses = |m: f32, z: f32| {
+        let d = z - m;
+        let fast = z - (d + m);
+        let bb = d - z;
+        let exact = (z - (d - bb)) + (-m - bb);
+        fast != exact
+    };
+    let mut rng = Rng(0x5EED_F2);
+    let mut x = Vec::new();
+    let mut labels = Vec::new();
+    for r in 0..64 {
+        // m in [4, 8) (exponent 2), z in (-8, -m) (the same exponent) or in
+        // [-12, -8] (one above; half of the pairs are misses, none for an m on the
+        // 2^-20 grid).
+        let (m, z) = loop {
+            let m = (4.0 + 4.0 * rng.unit()) as f32;
+            let z = if r % 2 == 0 {
+                -(m + (8.0 - m) * rng.unit() as f32)
+            } else {
+                -(8.0 + 4.0 * rng.unit() as f32)
+            };
+            if z > -8.0 && z < -m && m < 8.0 || z <= -8.0 && fast2sum_misses(m, z) {
+                break (m, z);
+            }
+        };
+        let y = rng.below(C);
+        let mut row = vec![z; C];
+        row[y] = m;
+        x.extend_from_slice(&row);
+        labels.push(y as i32);
+    }
+    for backend in Backend::available() {
+        for gamma in [0.0f32, 2.0, 4.7] {
+            let fl = SoftmaxFocal::new(gamma, ClassAlpha::Off)
+                .and_then(|f| f.with_backend(backend))
+                .expect("valid parameters, available backend");
+            let mut grad = vec![0.0f32; x.len()];
+            let mut loss = vec![0.0f32; labels.len()];
+            fl.loss(&x, &labels, C, &mut loss).expect("valid input");
+            fl.loss_and_grad(&x, &labels, C, Reduction::Sum, &mut grad)
+                .expect("valid input");
+            for (r, &label) in labels.iter().enumerate() {
+                let y = label as usize;
+                let z = &x[r * C..(r + 1) * C];
+                let want = reference::row(&reference::parts(z, y), f64::from(gamma), 1.0);
+                let e = ulp_error(loss[r], want.loss, want.loss);
+                assert!(
+                    within(e),
+                    "{backend:?} gamma {gamma} row {r} (m {}, z {}): loss {} vs {:e}, {e:.2} ULP",
+                    z[y],
+                    z[(y + 1) % C],
+                    loss[r],
+                    want.loss
+                );
+                for j in [y, (y + 1) % C] {
+                    let e = ulp_error(grad[r * C + j], want.grad[j], want.grad[j]);
+                    assert!(
+                        within(e),
+                        "{backend:?} gamma {gamma} row {r} grad {j}: {} vs {:e}, {e:.2} ULP",
+                        grad[r * C + j],
+                        want.grad[j]
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The reference's formulas against the textbook ones on benign rows (relative
 /// 1e-12), and its gradient against central differences of its loss.
 #[test]

@@ -48,8 +48,10 @@ static KEEP: [f32; 2 * SHORT_ROW + MAX_LANES] = {
 };
 
 /// How `z - m` is made exact (`d_hi + d_lo`), chosen per row from its max and min:
-/// Fast2Sum needs the larger magnitude first, and within a row one order often
-/// holds for every logit.
+/// Fast2Sum needs the operand with the larger exponent first, and within a row one
+/// order often holds for every logit.
+///
+/// `m >= 0` and no logit's exponent above `m`'s ([`fast2sum_bound`]).
 const DIFF_MAX_FIRST: u8 = 0;
 /// `m < 0`: every `|z| >= |m|`.
 const DIFF_Z_FIRST: u8 = 1;
@@ -346,7 +348,7 @@ fn sum_row<V: SimdF32>(
         DIFF_TWO_SUM
     } else if m < 0.0 {
         DIFF_Z_FIRST
-    } else if !any_below(-m) {
+    } else if V::bitmask(lo.le(V::splat(-fast2sum_bound(m)))) == 0 {
         DIFF_MAX_FIRST
     } else {
         DIFF_TWO_SUM
@@ -409,6 +411,21 @@ fn sum_row<V: SimdF32>(
         *yi = y;
     }
     Some(next_range)
+}
+
+/// For a max `m >= 0`: the logits above `-bound` (and at most `m`) have an exponent
+/// no larger than `m`'s, so that Fast2Sum(-m, z) is exact for them (the condition
+/// is on the exponents, not the magnitudes: `-3.9 - 3.5` qualifies, and with it
+/// every row of uniform logits in [-4, 4] whose max is above 2).
+/// `2^(e + 1)` for `m = 2^e * 1.f` (infinite for `e = 127`), infinite for `m = 0`
+/// (`z - 0` is exact), 0 for a subnormal `m` (no logit qualifies: TwoSum).
+#[inline(always)]
+fn fast2sum_bound(m: f32) -> f32 {
+    if m == 0.0 {
+        f32::INFINITY
+    } else {
+        f32::from_bits(m.to_bits() & 0x7F80_0000) * 2.0
+    }
 }
 
 /// The largest logit of a row, and the lane-wise minima (for the caller's range
