@@ -428,7 +428,7 @@ fn long_rows_shift_exact() {
         let exact = (z - (d - bb)) + (-m - bb);
         fast != exact
     };
-    let mut rng = Rng(0x5EED_F2);
+    let mut rng = Rng(0x005E_EDF2);
     let mut x = Vec::new();
     let mut labels = Vec::new();
     for r in 0..64 {
