@@ -135,8 +135,7 @@ pub(super) fn run<V: SimdF32>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> 
 /// pass starts instead of holding that pass back (7% per logit at C = 80). Long
 /// rows: one (a pass hides the reduction, and two rows on was 3% slower at
 /// C = 1000); the scalar backend too (one instance of this loop: its code size).
-/// `LEAD = 2` runs short rows only, and on the vector backends `LEAD = 1` long
-/// rows only, so each instance holds only its own exp passes.
+/// `LEAD = 2` runs short rows only, so its instance holds only their exp passes.
 #[inline(always)]
 fn batches<V: SimdF32, const LEAD: usize>(call: &Call<'_>, rows: usize, out: &mut [f32]) -> f64 {
     let c = call.classes;
@@ -365,7 +364,7 @@ fn sum_row<V: SimdF32, const LEAD: usize>(
     // Short rows use one data-independent path (the cheaper Fast2Sum orders would be
     // a per-row branch, and mispredicting it costs more than they save); long rows
     // take the cheapest exact order that holds for the whole row.
-    // (Known from LEAD on the vector backends, see `batches`.)
+    // (`LEAD = 2` only runs short rows, see `batches`.)
     let short = LEAD == 2 || c <= SHORT_ROW;
     let diff = if !m.is_finite() || any_below(m - NEAR) {
         DIFF_WIDE
