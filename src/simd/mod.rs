@@ -233,6 +233,28 @@ pub(crate) unsafe trait SimdF32:
         }
         s
     }
+    /// Whether [`SimdF32::add_wide`] sums in f64 (a widening conversion and f64
+    /// additions) rather than by the default TwoSum pair.
+    const WIDE_SUMS: bool = false;
+    /// Adds the lanes of `v` to an accumulator of many terms, lane-wise, kept to far
+    /// better than f32 (its total is [`SimdF32::wide_total`]; `[splat(0.0); 2]` is
+    /// empty). By default a running sum and the sum of its rounding errors (TwoSum:
+    /// each addition's error recovered exactly, the error sum small enough that its
+    /// own roundings do not count); with [`SimdF32::WIDE_SUMS`], `LANES` f64 sums
+    /// held as the bits of the two vectors (`n` terms of one sign within
+    /// `n 2^-53` relative).
+    #[inline(always)]
+    fn add_wide(acc: [Self; 2], v: Self) -> [Self; 2] {
+        let [s, c] = acc;
+        let (t, err) = math::two_sum(s, v);
+        [t, c + err]
+    }
+    /// The total of an [`SimdF32::add_wide`] accumulator, in f64 and in a fixed
+    /// order.
+    #[inline(always)]
+    fn wide_total(acc: [Self; 2]) -> f64 {
+        acc[0].reduce_add_f64() + acc[1].reduce_add_f64()
+    }
     /// A hint that the cache line holding `ptr` will be read soon. Never
     /// dereferences `ptr`, which may be any address (past a slice's end too); a
     /// no-op where the backend has no prefetch instruction.

@@ -349,6 +349,34 @@ unsafe impl SimdF32 for Avx2F32 {
             _mm_cvtss_f32(m)
         }
     }
+    const WIDE_SUMS: bool = true;
+    #[inline(always)]
+    fn add_wide(acc: [Self; 2], v: Self) -> [Self; 2] {
+        // SAFETY: see the impl.
+        unsafe {
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v.0));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v.0));
+            [
+                Avx2F32(_mm256_castpd_ps(_mm256_add_pd(
+                    _mm256_castps_pd(acc[0].0),
+                    lo,
+                ))),
+                Avx2F32(_mm256_castpd_ps(_mm256_add_pd(
+                    _mm256_castps_pd(acc[1].0),
+                    hi,
+                ))),
+            ]
+        }
+    }
+    #[inline(always)]
+    fn wide_total(acc: [Self; 2]) -> f64 {
+        // SAFETY: see the impl. A fixed order.
+        unsafe {
+            let s = _mm256_add_pd(_mm256_castps_pd(acc[0].0), _mm256_castps_pd(acc[1].0));
+            let s = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd::<1>(s));
+            _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
+        }
+    }
     #[inline(always)]
     fn reduce_add_f64(self) -> f64 {
         // SAFETY: see the impl. Both halves widened to f64 and added in a fixed

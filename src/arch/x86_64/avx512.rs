@@ -341,6 +341,37 @@ unsafe impl SimdF32 for Avx512F32 {
             }
         });
     }
+    const WIDE_SUMS: bool = true;
+    #[inline(always)]
+    fn add_wide(acc: [Self; 2], v: Self) -> [Self; 2] {
+        // SAFETY: see the impl.
+        unsafe {
+            let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v.0));
+            let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                _mm512_castps_pd(v.0),
+            )));
+            [
+                Avx512F32(_mm512_castpd_ps(_mm512_add_pd(
+                    _mm512_castps_pd(acc[0].0),
+                    lo,
+                ))),
+                Avx512F32(_mm512_castpd_ps(_mm512_add_pd(
+                    _mm512_castps_pd(acc[1].0),
+                    hi,
+                ))),
+            ]
+        }
+    }
+    #[inline(always)]
+    fn wide_total(acc: [Self; 2]) -> f64 {
+        // SAFETY: see the impl.
+        unsafe {
+            _mm512_reduce_add_pd(_mm512_add_pd(
+                _mm512_castps_pd(acc[0].0),
+                _mm512_castps_pd(acc[1].0),
+            ))
+        }
+    }
     #[inline(always)]
     fn reduce_add_f64(self) -> f64 {
         // SAFETY: see the impl. Both halves widened to f64, added lane-wise, then a

@@ -502,9 +502,12 @@ fn row_range<V: SimdF32>(row: &[f32]) -> (f32, V) {
 /// started at 1 with Fast2Sum is three operations cheaper, but where every term is
 /// below 2^-24, as when the label dominates the row, the 1 absorbs nothing and the
 /// second sum becomes a plain f32 sum of the terms: 8 ULP at C = 36 on one lane, a
-/// fuzz finding.) Long rows use two pairs (even and odd vectors), which keeps the
-/// loop-carried chain at one addition; short rows one (the pairs are added lane-wise
-/// at the end). The result is as accurate as the exps' hi + lo (about 0.15 ULP).
+/// fuzz finding.) Short rows use one pair; long rows on FMA units without f64 sums
+/// (NEON) two (even and odd vectors), which keeps the loop-carried chain at one
+/// addition. The other long rows ([`wide_sums`]) sum the exps by
+/// [`SimdF32::add_wide`] (f64 lanes on AVX2 and AVX-512) and their low parts in f32
+/// (each below 2^-24 of its exp), and return the row's total in lane 0. The result
+/// is as accurate as the exps' hi + lo (about 0.15 ULP).
 ///
 /// Returns also the range of `next` (a row of the same length): its max and
 /// lane-wise minima.
@@ -544,8 +547,9 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
     };
     let mut acc = [(V::splat(0.0), V::splat(0.0)); 2];
     // Short rows use one pair: their chain is a few vectors long and rows overlap
-    // anyway.
-    let second = usize::from(!SHORT);
+    // anyway. So do wide sums (`acc[0].1` holds the low parts).
+    let second = usize::from(!SHORT && !wide_sums::<V>());
+    let mut wide = [V::splat(0.0); 2];
     // A three-stage software pipeline over the full vectors: vector `v + 2` is
     // loaded and reduced (`exp_front`) and vector `v + 1`'s exp formed (`exp_mid`)
     // before vector `v` is stored and summed (`exp_back`), so the out-of-order
@@ -600,14 +604,30 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
             let mid_next = exp_mid(front);
             // SAFETY: vector v is in bounds of dst when STORE, and of keep's window.
             unsafe {
-                exp_back::<V, STORE, true>(&sink, mid, v * lanes, lanes, &mut acc[v & second])
+                exp_back::<V, STORE, true>(
+                    &sink,
+                    mid,
+                    v * lanes,
+                    lanes,
+                    &mut acc[v & second],
+                    &mut wide,
+                )
             };
             mid = mid_next;
             front = ahead;
             v += 1;
         }
         // SAFETY: as above, for the last full vector.
-        unsafe { exp_back::<V, STORE, true>(&sink, mid, v * lanes, lanes, &mut acc[v & second]) };
+        unsafe {
+            exp_back::<V, STORE, true>(
+                &sink,
+                mid,
+                v * lanes,
+                lanes,
+                &mut acc[v & second],
+                &mut wide,
+            )
+        };
         v += 1;
     }
     let j = v * lanes;
@@ -618,11 +638,28 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
             unsafe { exp_front::<V, DIFF, false>(one, row, next, dst, ms, j, rest, &mut range) };
         // SAFETY: as above; keep's window holds LANES values from any j < C.
         unsafe {
-            exp_back::<V, STORE, false>(&sink, exp_mid(front), j, rest, &mut acc[v & second])
+            exp_back::<V, STORE, false>(
+                &sink,
+                exp_mid(front),
+                j,
+                rest,
+                &mut acc[v & second],
+                &mut wide,
+            )
         };
     }
     let [(s0, c0), (s1, c1)] = acc;
-    let (s, c) = if SHORT {
+    let (s, c) = if !SHORT && wide_sums::<V>() {
+        // The row's total as lane 0 of hi + lo (row_totals adds the zeros exactly).
+        let total = V::wide_total(wide) + c0.reduce_add_f64();
+        let hi = total as f32;
+        let lo = (total - f64::from(hi)) as f32;
+        let first = iota::<V>().eq(V::splat(0.0));
+        (
+            V::select(first, V::splat(hi), V::splat(0.0)),
+            V::select(first, V::splat(lo), V::splat(0.0)),
+        )
+    } else if SHORT {
         (s0, c0)
     } else {
         let (s, err) = two_sum(s0, s1);
@@ -772,9 +809,10 @@ struct Sink<V: SimdF32> {
 
 /// The rest of one vector of [`exp_pass`] from [`exp_mid`]'s exp:
 /// `e^(z - m)` of the LANES logits from `j` (the first `rest` when not `FULL`),
-/// stored when `STORE`, added to the accumulator pair `acc` (without the label's
-/// lane: weighted by the LANES values of `sink.keep` from `j` when
-/// `sink.y_at == usize::MAX`, else lane `sink.y_lane` left out when `j == y_at`).
+/// stored when `STORE`, added to the accumulator pair `acc` (or, for long rows
+/// with [`wide_sums`], the exps to `wide` and their low parts to `acc.1`), without
+/// the label's lane: weighted by the LANES values of `sink.keep` from `j` when
+/// `sink.y_at == usize::MAX`, else lane `sink.y_lane` left out when `j == y_at`.
 ///
 /// # Safety
 /// `sink.dst` is valid for writing `rest` values from `j` when `STORE`, and when
@@ -786,6 +824,7 @@ unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
     j: usize,
     rest: usize,
     acc: &mut (V, V),
+    wide: &mut [V; 2],
 ) {
     let Sink {
         one,
@@ -812,14 +851,15 @@ unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
             }
         }
     }
-    if !fma_units::<V>() && y_at != usize::MAX {
-        // Long rows without FMA units: the label's lane zeroed, a plain TwoSum.
+    if wide_sums::<V>() && y_at != usize::MAX {
+        // Long rows: the label's lane zeroed, the exps to `wide`, their low parts to
+        // `acc.1`.
         if j == y_at {
             e = V::select(y_lane, zero, e);
             el = V::select(y_lane, zero, el);
         }
-        let (s, err) = two_sum(acc.0, e);
-        *acc = (s, acc.1 + (err + el));
+        *wide = V::add_wide(*wide, e);
+        acc.1 = acc.1 + el;
         return;
     }
     // The label's lane weighs 0 in the sum, every other 1: short rows read the
@@ -859,6 +899,15 @@ unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
         el * w + err
     };
     *acc = (s, acc.1 + low);
+}
+
+/// Whether long rows sum their exps by [`SimdF32::add_wide`]: in f64 where the
+/// backend has it (AVX2, AVX-512: a conversion and an addition per vector, and no
+/// chain of TwoSum on the loop's critical path: 2-3% per logit at C = 1000), and
+/// without FMA units (TwoSum pairs, what the FMA form below would spend more on).
+#[inline(always)]
+const fn wide_sums<V: SimdF32>() -> bool {
+    V::WIDE_SUMS || !fma_units::<V>()
 }
 
 /// Whether additions are worth moving onto the FMA units as `x * one + y`: on the
