@@ -33,6 +33,9 @@ macro_rules! for_classes {
     };
 }
 
+/// How many rows ahead a group asks for the logits, labels and gradient.
+const ROWS_AHEAD: usize = 512;
+
 /// Label value of the padding lanes of the last group: outside `[0, C)`, so they
 /// are inactive.
 const PAD_LABEL: f32 = -1.0;
@@ -90,6 +93,18 @@ unsafe fn group<V: SimdF32, const FULL: bool>(
     let active = V::and(zero.le(label), label.lt(V::splat(c as f32)));
     // SAFETY: r0 * C is in bounds (or the end) of the logits.
     let base = unsafe { call.logits.as_ptr().add(r0 * c) };
+    // The lines of the group ROWS_AHEAD rows on. Hints only: the addresses may lie
+    // past the slices (never dereferenced).
+    let ahead = (r0 + ROWS_AHEAD) * c;
+    V::prefetch(call.labels.as_ptr().wrapping_add(r0 + ROWS_AHEAD).cast());
+    let mut line = 0;
+    while line < V::LANES * c {
+        V::prefetch(call.logits.as_ptr().wrapping_add(ahead + line));
+        if call.mode == Mode::Fused {
+            V::prefetch_write(out.as_mut_ptr().wrapping_add(ahead + line));
+        }
+        line += 16;
+    }
 
     // Logits of class j of the n rows, later e^(z_j - m): unrolled to the constant
     // MAX_CLASSES, so the array lives in registers.
