@@ -88,37 +88,72 @@ struct Batch {
     rows: usize,
 }
 
-/// Scales a summed batch's gradient rows (holding `e_j`) by their factors, sets
-/// the labels' entries, rewrites the rows beyond the f32 formulas, and returns the
-/// batch's losses (those rows' in f64).
-#[inline(always)]
-fn scale_batch<V: SimdF32>(
-    call: &Call<'_>,
+/// A summed batch whose gradient rows (holding `e_j`) wait for their factors.
+struct Scaling<V: SimdF32> {
+    /// The batch's first row and row count.
     r0: usize,
-    b: &Batch,
-    t: &RowTerms<V>,
+    rows: usize,
+    coef: [f32; MAX_LANES],
+    grad_y: [f32; MAX_LANES],
+    y: [usize; MAX_LANES],
+    active: [f32; MAX_LANES],
     exact: ExactLanes,
-    out: &mut [f32],
-) -> V {
-    let c = call.classes;
-    let coef = t.coef.to_array();
-    let grad_y = t.grad_y.to_array();
-    // The batch's gradient rows, contiguous.
-    let rows_out = out.get_mut(r0 * c..(r0 + b.rows) * c).unwrap_or_default();
-    let lanes = b
-        .active
-        .iter()
-        .zip(b.y.iter().zip(coef.iter().zip(&grad_y)));
-    for (g, (&active, (&y, (&cf, &gy)))) in rows_out.chunks_exact_mut(c).zip(lanes) {
-        if active == 0.0 {
-            continue;
-        }
-        scale_pass::<V>(g, cf);
-        if let Some(slot) = g.get_mut(y) {
-            *slot = gy;
+    loss: V,
+}
+
+impl<V: SimdF32> Scaling<V> {
+    #[inline(always)]
+    fn new(r0: usize, b: &Batch, t: &RowTerms<V>, exact: ExactLanes) -> Self {
+        Scaling {
+            r0,
+            rows: b.rows,
+            coef: t.coef.to_array(),
+            grad_y: t.grad_y.to_array(),
+            y: b.y,
+            active: b.active,
+            exact,
+            loss: t.loss,
         }
     }
-    with_exact_rows(call, r0, exact, t.loss, Some(out))
+
+    /// Row `i`'s scaling for [`sum_row`], if it has one (an active row).
+    #[inline(always)]
+    fn row(&self, i: usize) -> Option<(usize, f32)> {
+        match (self.active.get(i), self.coef.get(i)) {
+            (Some(&a), Some(&cf)) if i < self.rows && a != 0.0 => Some((self.r0 + i, cf)),
+            _ => None,
+        }
+    }
+
+    /// Scales the rows not in `done` (bit `i` for row `i`), sets the labels'
+    /// entries, rewrites the rows beyond the f32 formulas, and returns the batch's
+    /// losses (those rows' in f64).
+    #[inline(always)]
+    fn finish(&self, call: &Call<'_>, done: u32, out: &mut [f32]) -> V {
+        let c = call.classes;
+        // The batch's gradient rows, contiguous.
+        let rows_out = out
+            .get_mut(self.r0 * c..(self.r0 + self.rows) * c)
+            .unwrap_or_default();
+        let lanes = self
+            .active
+            .iter()
+            .zip(self.y.iter().zip(self.coef.iter().zip(&self.grad_y)));
+        for (i, (g, (&active, (&y, (&cf, &gy))))) in
+            rows_out.chunks_exact_mut(c).zip(lanes).enumerate()
+        {
+            if active == 0.0 {
+                continue;
+            }
+            if done >> i & 1 == 0 {
+                scale_pass::<V>(g, cf);
+            }
+            if let Some(slot) = g.get_mut(y) {
+                *slot = gy;
+            }
+        }
+        with_exact_rows(call, self.r0, self.exact, self.loss, Some(out))
+    }
 }
 
 /// Runs `rows` rows; `rows` is covered by every slice the mode uses (see
@@ -156,6 +191,13 @@ fn batches<V: SimdF32, const LEAD: usize>(call: &Call<'_>, rows: usize, out: &mu
     // The ranges of the next rows (`pre[0]` the next one's, `pre[1]` the one after
     // with `LEAD = 2`), found during earlier rows' exp passes.
     let mut pre: [Option<(f32, V)>; 2] = [None, None];
+    // Long rows on the vector backends scale a batch's gradient rows during the
+    // next batch's exp passes (row i of the one along row i of the other: the same
+    // length, one vector of each per step), where the loop has room for the extra
+    // load and store: 0.239 -> 0.2xx ns/logit at C = 1000 on AVX-512. Rows left
+    // over (the next batch shorter, or an ignored row there) are scaled at the end.
+    let defer = LEAD == 1 && fused && const { V::LANES > 1 } && c > SHORT_ROW;
+    let mut waiting: Option<Scaling<V>> = None;
     let mut r0 = 0;
     while r0 < rows {
         let n = (rows - r0).min(per_batch);
@@ -169,20 +211,26 @@ fn batches<V: SimdF32, const LEAD: usize>(call: &Call<'_>, rows: usize, out: &mu
             y: [0; MAX_LANES],
             rows: n,
         };
+        let mut done = 0u32;
         for i in 0..n {
-            let ahead = sum_row::<V, LEAD>(
+            let (ahead, scaled) = sum_row::<V, LEAD>(
                 call,
                 r0 + i,
                 i,
                 &mut b,
                 if fused { Some(&mut *out) } else { None },
                 pre[0],
+                waiting.as_ref().and_then(|w| w.row(i)),
             );
+            done |= u32::from(scaled) << i;
             if LEAD == 2 {
                 pre = [pre[1], ahead];
             } else {
                 pre[0] = ahead;
             }
+        }
+        if let Some(w) = waiting.take() {
+            sum.add(w.finish(call, done, out));
         }
         // SAFETY: each array holds MAX_LANES >= LANES values.
         let sums = unsafe {
@@ -216,10 +264,18 @@ fn batches<V: SimdF32, const LEAD: usize>(call: &Call<'_>, rows: usize, out: &mu
             }
             Mode::Sum => sum.add(with_exact_rows(call, r0, exact, t.loss, None)),
             Mode::Fused => {
-                sum.add(scale_batch::<V>(call, r0, &b, &t, exact, out));
+                let w = Scaling::new(r0, &b, &t, exact);
+                if defer {
+                    waiting = Some(w);
+                } else {
+                    sum.add(w.finish(call, 0, out));
+                }
             }
         }
         r0 += n;
+    }
+    if let Some(w) = waiting.take() {
+        sum.add(w.finish(call, 0, out));
     }
     if any_wide {
         wide_rows::<V>(call, rows, out, &k, wide_alpha);
@@ -329,7 +385,8 @@ fn wide_rows<V: SimdF32>(
 /// `range`: row `r`'s range if an earlier row found it; returns row `r + LEAD`'s,
 /// found during this row's exp pass (software pipelining: the max pass of the
 /// next row rides on this row's loads, and this row's exp pass does not wait for
-/// a reduction).
+/// a reduction). `scale`: an earlier gradient row and its factor, scaled during
+/// the exp pass (see [`batches`]); the returned flag tells whether it was.
 #[inline(always)]
 fn sum_row<V: SimdF32, const LEAD: usize>(
     call: &Call<'_>,
@@ -338,24 +395,39 @@ fn sum_row<V: SimdF32, const LEAD: usize>(
     b: &mut Batch,
     grad: Option<&mut [f32]>,
     range: Option<(f32, V)>,
-) -> Option<(f32, V)> {
+    scale: Option<(usize, f32)>,
+) -> (Option<(f32, V)>, bool) {
     let c = call.classes;
     let (Some(row), Some(&label)) = (call.logits.get(r * c..(r + 1) * c), call.labels.get(r))
     else {
-        return None;
+        return (None, false);
     };
     // The row `LEAD` on, or this one again at the end (its range is then unused).
     let ahead = r + LEAD;
     let next = call.logits.get(ahead * c..(ahead + 1) * c).unwrap_or(row);
-    let grad_row = grad.and_then(|g| g.get_mut(r * c..(r + 1) * c));
+    // The row's gradient and the row to scale, both from one pointer into `grad`
+    // (an earlier row: disjoint from this one).
+    let null = core::ptr::null_mut();
+    let (dst, scale) = match grad {
+        Some(g) if g.len() >= (r + 1) * c => {
+            let base = g.as_mut_ptr();
+            let scale = match scale {
+                Some((sr, coef)) if sr < r => (base.wrapping_add(sr * c), coef),
+                _ => (null, 0.0),
+            };
+            (base.wrapping_add(r * c), scale)
+        }
+        _ => (null, (null, 0.0)),
+    };
     let y = match usize::try_from(label) {
         Ok(y) if y < c => y,
         _ => {
             // Ignored row: the lane stays inactive (loss 0), zero gradient.
-            if let Some(g) = grad_row {
-                g.fill(0.0);
+            if !dst.is_null() {
+                // SAFETY: dst is row r of grad, C values in bounds.
+                unsafe { core::slice::from_raw_parts_mut(dst, c).fill(0.0) };
             }
-            return None;
+            return (None, false);
         }
     };
     let (m, lo) = range.unwrap_or_else(|| row_range::<V>(row));
@@ -380,40 +452,43 @@ fn sum_row<V: SimdF32, const LEAD: usize>(
     } else {
         DIFF_TWO_SUM
     };
-    let store = grad_row.is_some();
-    let dst = grad_row.map_or(core::ptr::null_mut(), |g| g.as_mut_ptr());
-    // SAFETY: with STORE, dst is the row's gradient: C values, as long as row.
+    let store = !dst.is_null();
+    let scaled = !scale.0.is_null();
+    // SAFETY: with STORE, dst is the row's gradient: C values, as long as row; a
+    // non-null scale row is another row of grad, C values, before r.
     let (acc_s, acc_c, next_range) = unsafe {
         match (store, short, diff) {
             (true, true, DIFF_TWO_SUM) => {
-                exp_pass::<V, true, true, DIFF_TWO_SUM>(row, next, dst, m, y)
+                exp_pass::<V, true, true, DIFF_TWO_SUM>(row, next, dst, scale, m, y)
             }
 
-            (true, true, _) => exp_pass::<V, true, true, DIFF_WIDE>(row, next, dst, m, y),
+            (true, true, _) => exp_pass::<V, true, true, DIFF_WIDE>(row, next, dst, scale, m, y),
             (true, false, DIFF_MAX_FIRST) => {
-                exp_pass::<V, true, false, DIFF_MAX_FIRST>(row, next, dst, m, y)
+                exp_pass::<V, true, false, DIFF_MAX_FIRST>(row, next, dst, scale, m, y)
             }
             (true, false, DIFF_Z_FIRST) => {
-                exp_pass::<V, true, false, DIFF_Z_FIRST>(row, next, dst, m, y)
+                exp_pass::<V, true, false, DIFF_Z_FIRST>(row, next, dst, scale, m, y)
             }
             (true, false, DIFF_TWO_SUM) => {
-                exp_pass::<V, true, false, DIFF_TWO_SUM>(row, next, dst, m, y)
+                exp_pass::<V, true, false, DIFF_TWO_SUM>(row, next, dst, scale, m, y)
             }
-            (true, false, _) => exp_pass::<V, true, false, DIFF_WIDE>(row, next, dst, m, y),
+            (true, false, _) => exp_pass::<V, true, false, DIFF_WIDE>(row, next, dst, scale, m, y),
             (false, true, DIFF_TWO_SUM) => {
-                exp_pass::<V, false, true, DIFF_TWO_SUM>(row, next, dst, m, y)
+                exp_pass::<V, false, true, DIFF_TWO_SUM>(row, next, dst, scale, m, y)
             }
-            (false, true, _) => exp_pass::<V, false, true, DIFF_WIDE>(row, next, dst, m, y),
+            (false, true, _) => exp_pass::<V, false, true, DIFF_WIDE>(row, next, dst, scale, m, y),
             (false, false, DIFF_MAX_FIRST) => {
-                exp_pass::<V, false, false, DIFF_MAX_FIRST>(row, next, dst, m, y)
+                exp_pass::<V, false, false, DIFF_MAX_FIRST>(row, next, dst, scale, m, y)
             }
             (false, false, DIFF_Z_FIRST) => {
-                exp_pass::<V, false, false, DIFF_Z_FIRST>(row, next, dst, m, y)
+                exp_pass::<V, false, false, DIFF_Z_FIRST>(row, next, dst, scale, m, y)
             }
             (false, false, DIFF_TWO_SUM) => {
-                exp_pass::<V, false, false, DIFF_TWO_SUM>(row, next, dst, m, y)
+                exp_pass::<V, false, false, DIFF_TWO_SUM>(row, next, dst, scale, m, y)
             }
-            (false, false, _) => exp_pass::<V, false, false, DIFF_WIDE>(row, next, dst, m, y),
+            (false, false, _) => {
+                exp_pass::<V, false, false, DIFF_WIDE>(row, next, dst, scale, m, y)
+            }
         }
     };
     if let (Some(zy), Some(sh), Some(sl), Some(a), Some(act), Some(yi)) = (
@@ -437,7 +512,7 @@ fn sum_row<V: SimdF32, const LEAD: usize>(
         *act = 1.0;
         *yi = y;
     }
-    Some(next_range)
+    (Some(next_range), scaled)
 }
 
 /// For a max `m >= 0`: the logits above `-bound` (and at most `m`) have an exponent
@@ -515,13 +590,18 @@ fn row_range<V: SimdF32>(row: &[f32]) -> (f32, V) {
 /// Returns also the range of `next` (a row of the same length): its max and
 /// lane-wise minima.
 ///
+/// Long rows (not `SHORT`) also scale `scale.0`, when not null, by `scale.1`: an
+/// earlier gradient row (see [`batches`]), one vector per vector of this row.
+///
 /// # Safety
-/// With `STORE`, `dst` must be valid for writing `row.len()` f32 (a gradient row).
+/// With `STORE`, `dst` must be valid for writing `row.len()` f32 (a gradient row);
+/// a non-null `scale.0` valid for reading and writing as many, disjoint from `dst`.
 #[inline(always)]
 unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF: u8>(
     row: &[f32],
     next: &[f32],
     dst: *mut f32,
+    scale: (*mut f32, f32),
     m: f32,
     y: usize,
 ) -> (V, V, (f32, V)) {
@@ -568,6 +648,8 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
         y_at,
         y_lane,
         keep,
+        scale: scale.0,
+        coef: V::splat(scale.1),
     };
     let full = len / lanes;
     let mut v = 0;
@@ -607,7 +689,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
             let mid_next = exp_mid(front);
             // SAFETY: vector v is in bounds of dst when STORE, and of keep's window.
             unsafe {
-                exp_back::<V, STORE, true>(
+                exp_back::<V, STORE, true, SHORT>(
                     &sink,
                     mid,
                     v * lanes,
@@ -622,7 +704,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
         }
         // SAFETY: as above, for the last full vector.
         unsafe {
-            exp_back::<V, STORE, true>(
+            exp_back::<V, STORE, true, SHORT>(
                 &sink,
                 mid,
                 v * lanes,
@@ -641,7 +723,7 @@ unsafe fn exp_pass<V: SimdF32, const STORE: bool, const SHORT: bool, const DIFF:
             unsafe { exp_front::<V, DIFF, false>(one, row, next, dst, ms, j, rest, &mut range) };
         // SAFETY: as above; keep's window holds LANES values from any j < C.
         unsafe {
-            exp_back::<V, STORE, false>(
+            exp_back::<V, STORE, false, SHORT>(
                 &sink,
                 exp_mid(front),
                 j,
@@ -808,6 +890,10 @@ struct Sink<V: SimdF32> {
     y_lane: V::Mask,
     /// The row's window of KEEP (short rows), else null.
     keep: *const f32,
+    /// A gradient row of the previous batch, scaled by `coef` along this one
+    /// (long rows, see [`batches`]), else null.
+    scale: *mut f32,
+    coef: V,
 }
 
 /// The rest of one vector of [`exp_pass`] from [`exp_mid`]'s exp:
@@ -816,12 +902,16 @@ struct Sink<V: SimdF32> {
 /// with [`wide_sums`], the exps to `wide` and their low parts to `acc.1`), without
 /// the label's lane: weighted by the LANES values of `sink.keep` from `j` when
 /// `sink.y_at == usize::MAX`, else lane `sink.y_lane` left out when `j == y_at`.
+/// Not `SHORT`: the same `rest` values of `sink.scale`, when not null, are
+/// multiplied by `sink.coef`.
 ///
 /// # Safety
 /// `sink.dst` is valid for writing `rest` values from `j` when `STORE`, and when
-/// `sink.y_at == usize::MAX`, `sink.keep` is valid for reading LANES values from `j`.
+/// `sink.y_at == usize::MAX`, `sink.keep` is valid for reading LANES values from `j`;
+/// a non-null `sink.scale` valid for reading and writing `rest` values from `j`
+/// (disjoint from `sink.dst`'s).
 #[inline(always)]
-unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
+unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool, const SHORT: bool>(
     sink: &Sink<V>,
     (mut e, mut el): (V, V),
     j: usize,
@@ -835,7 +925,20 @@ unsafe fn exp_back<V: SimdF32, const STORE: bool, const FULL: bool>(
         y_at,
         y_lane,
         keep,
+        scale,
+        coef,
     } = *sink;
+    if !SHORT && !scale.is_null() {
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            let p = scale.add(j);
+            if FULL {
+                (V::load(p) * coef).store(p);
+            } else {
+                (V::load_partial(p, rest, 0.0) * coef).store_partial(p, rest);
+            }
+        }
+    }
     let zero = V::splat(0.0);
     if !FULL {
         // Padding lanes to 0 (with m = -inf they would be ties at the max; the
