@@ -118,6 +118,9 @@ pub(crate) unsafe trait SimdF32:
     /// The lanes, in order, in the first `LANES` entries.
     fn to_array(self) -> [f32; MAX_LANES];
 
+    /// Whether [`SimdF32::ldexp`] is one instruction (AVX-512's `scalef`), not the
+    /// default's two steps.
+    const NATIVE_LDEXP: bool = false;
     /// `self * 2^k` for integer-valued `k` in `[-150, 128]`, with one rounding
     /// (gradual underflow, overflow to inf): two exact power-of-two steps by default.
     #[inline(always)]

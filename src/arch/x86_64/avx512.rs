@@ -68,6 +68,7 @@ unsafe impl SimdF32 for Avx512F32 {
     const LANES: usize = 16;
     const REGISTERS: usize = 32;
     const FUSED_MUL_ADD: bool = true;
+    const NATIVE_LDEXP: bool = true;
 
     #[inline(always)]
     fn splat(v: f32) -> Self {
