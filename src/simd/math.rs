@@ -93,11 +93,17 @@ pub(crate) fn exp_nonpositive_parts<V: SimdF32>(x: V) -> (V, V) {
     let hi = one + m;
     // |m| <= e^(ln2/2) - 1 < 1: Fast2Sum is exact.
     let lo = (one - hi) + m;
+    ldexp_pair(hi, lo, k)
+}
+
+/// `(hi 2^k, lo 2^k)` as [`SimdF32::ldexp`] gives them. On the vector backends
+/// without a native ldexp (AVX2, portable), where every lane's `2^k` is normal (an
+/// exp above -87, the usual case), by one scaling instead of ldexp's two steps,
+/// with the same single rounding (sigmoid kernels at gamma 2: AVX2 4%, SSE2 3%).
+/// Not on the scalar backend, whose code size counts on Cortex-M.
+#[inline(always)]
+pub(crate) fn ldexp_pair<V: SimdF32>(hi: V, lo: V, k: V) -> (V, V) {
     if !V::NATIVE_LDEXP && const { V::LANES > 1 } && V::all(V::splat(-126.0).le(k)) {
-        // 2^k normal in every lane (x above -87, the usual case): one scaling
-        // instead of ldexp's two steps, with the same single rounding (AVX2 4%,
-        // SSE2 3% at gamma 2; not on the scalar backend, whose code size counts on
-        // Cortex-M).
         let s = k.pow2i();
         (hi * s, lo * s)
     } else {

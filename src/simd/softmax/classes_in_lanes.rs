@@ -16,6 +16,7 @@ use super::{
     exact_lanes, iota, row_terms, shifted, shifted_label, store_first, with_exact_rows, Call,
     Consts, ExactLanes, LossSum, Mode, RowSums, RowTerms,
 };
+use crate::simd::math::ldexp_pair;
 use crate::simd::softmax::math::{
     exp_parts_wide, exp_reduce_arg, exp_reduced, exp_reduced_from, scaled_exp, two_sum,
 };
@@ -911,7 +912,7 @@ unsafe fn exp_front<V: SimdF32, const DIFF: u8, const FULL: bool>(
 #[inline(always)]
 fn exp_mid<V: SimdF32>((k, r, r_lo): (V, V, V)) -> (V, V) {
     let (h, l, k) = exp_reduced_from(k, r, r_lo);
-    (h.ldexp(k), l.ldexp(k))
+    ldexp_pair(h, l, k)
 }
 
 /// What [`exp_back`] needs of its row: the same for all its vectors.

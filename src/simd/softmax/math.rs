@@ -7,7 +7,7 @@
 //! `hi + lo`. The logarithm's core (`log1p_small_tail`) and `ln_hilo` are
 //! `simd::math`'s, shared with the sigmoid kernels.
 
-use crate::simd::math::log1p_small_tail;
+use crate::simd::math::{ldexp_pair, log1p_small_tail};
 use crate::simd::SimdF32;
 
 /// log2(e), 0x3FB8AA3B.
@@ -65,7 +65,7 @@ pub(crate) fn finite_or_zero<V: SimdF32>(v: V) -> V {
 #[inline(always)]
 pub(crate) fn exp_parts<V: SimdF32>(hi: V, lo: V) -> (V, V) {
     let (h, l, k) = exp_reduced(V::splat(-104.0).max(hi), lo);
-    (h.ldexp(k), l.ldexp(k))
+    ldexp_pair(h, l, k)
 }
 
 /// `e^(x + lo) = (h + l) 2^k` before the scaling, `h` in `[0.7, 1.42]`, for `x`
