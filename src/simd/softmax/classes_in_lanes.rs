@@ -7,7 +7,8 @@
 //! pass and its reduction (short rows find the max of the row after next, see
 //! [`batches`]); then, once a batch of rows is summed, [`row_terms`]
 //! finishes them together (one row per lane) and a last pass scales each parked row
-//! by its factor. A batch is at most `LANES` rows and at most about 64 KB of
+//! by its factor (long rows on the vector backends: during the next batch's exp
+//! passes, see [`batches`]). A batch is at most `LANES` rows and at most about 64 KB of
 //! gradient, so the parked rows are still in L1 or L2 when scaled. The only buffers are
 //! the gradient rows and a few `LANES`-wide arrays of per-row sums.
 
@@ -491,6 +492,8 @@ fn sum_row<V: SimdF32, const LEAD: usize>(
         DIFF_TWO_SUM
     };
     let store = !dst.is_null();
+    // Only long rows' exp passes scale (`batches` defers only long rows').
+    let scale = if short { (null, 0.0) } else { scale };
     let scaled = !scale.0.is_null();
     // SAFETY: with STORE, dst is the row's gradient: C values, as long as row; a
     // non-null scale row is another row of grad, C values, before r.
