@@ -6,9 +6,12 @@
 #[allow(dead_code)]
 #[path = "common/measure.rs"]
 mod measure;
+#[path = "common/rng.rs"]
+mod rng;
 
 use focal::{Alpha, Backend, ClassAlpha, Error, Focal, Reduction, SoftmaxFocal, IGNORE_INDEX};
 use measure::ulp_error;
+use rng::Rng;
 
 /// The accuracy bar of the softmax loss and gradient (ULP).
 const BAR: f64 = 8.0;
@@ -19,16 +22,8 @@ fn on(backend: Backend, gamma: f32, alpha: ClassAlpha<'_>) -> SoftmaxFocal<'_> {
         .expect("valid parameters, available backend")
 }
 
-/// SplitMix64 in [0, 1).
-struct Rng(u64);
+/// Inputs drawn from `common/rng.rs`'s SplitMix64.
 impl Rng {
-    fn unit(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    }
     fn logits(&mut self, n: usize, scale: f32) -> Vec<f32> {
         (0..n).map(|_| (self.unit() * 2.0 - 1.0) * scale).collect()
     }

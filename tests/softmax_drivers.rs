@@ -9,27 +9,18 @@
 #[allow(dead_code)]
 #[path = "common/measure.rs"]
 mod measure;
+#[path = "common/rng.rs"]
+mod rng;
 
 use focal::{Backend, ClassAlpha, Reduction, SoftmaxFocal, IGNORE_INDEX};
 use measure::ulp_error;
+use rng::Rng;
 
 /// Twice the accuracy bar of the softmax loss and gradient (ULP): two results
 /// within the bar of the reference are within this of each other.
 const TOLERANCE: f64 = 16.0;
 /// What the canaries around an output hold.
 const CANARY: f32 = -7.25;
-
-/// SplitMix64 in [0, 1).
-struct Rng(u64);
-impl Rng {
-    fn unit(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
 
 /// `(loss per row, fused Mean loss, gradient)` of one backend, the outputs checked
 /// against their canaries.

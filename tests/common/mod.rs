@@ -10,4 +10,5 @@ pub mod grid;
 pub mod measure;
 pub mod reference;
 pub mod report;
+pub mod rng;
 pub mod stats;
