@@ -717,3 +717,89 @@ fn measurement_detects_errors() {
     });
     assert_eq!(st.flushed, 0);
 }
+
+/// Inputs of an independent audit (2026-12-01) that broke the bars before the
+/// integer powers carried their roundings (`powi_pair`): an alpha whose product
+/// puts the result's mantissa near 2 turns a relative error of 8.9 (gamma 3) or
+/// 16.6 (gamma 8) units of 2^-24 into as many ULP. Every backend, loss and gradient.
+#[test]
+fn audit_cases() {
+    // (gamma, alpha, x bits, t)
+    let cases: [(f32, Alpha, u32, f32); 7] = [
+        (
+            8.0,
+            Alpha::Uniform(f32::from_bits(0x3f7e_ae7d)),
+            0xbd48_35d4,
+            1.0,
+        ),
+        (
+            8.0,
+            Alpha::Uniform(f32::from_bits(0x3f7e_ae7d)),
+            0xbd48_35d3,
+            1.0,
+        ),
+        (
+            8.0,
+            Alpha::Uniform(f32::from_bits(0x3f15_cfab)),
+            0xbc26_19e0,
+            1.0,
+        ),
+        (
+            8.0,
+            Alpha::Balanced(f32::from_bits(0x3300_0002)),
+            0x3d3a_bda7,
+            0.0,
+        ),
+        (
+            3.0,
+            Alpha::Uniform(f32::from_bits(0x3f68_2a99)),
+            0x40bb_a833,
+            1.0,
+        ),
+        (
+            3.0,
+            Alpha::Uniform(f32::from_bits(0x3f7d_af8e)),
+            0x40e8_cd77,
+            1.0,
+        ),
+        (
+            3.0,
+            Alpha::Uniform(f32::from_bits(0x3f70_3ca7)),
+            0x4173_18bf,
+            1.0,
+        ),
+    ];
+    let mut broken = Vec::new();
+    for backend in Backend::available() {
+        for &(gamma, alpha, bits, t) in &cases {
+            let x = [f32::from_bits(bits)];
+            let r = reference::focal(
+                f64::from(x[0]),
+                f64::from(t),
+                f64::from(gamma),
+                alpha,
+                SoftTargets::Torchvision,
+            );
+            let fl = focal_on(backend, gamma, alpha, SoftTargets::Torchvision);
+            let (mut loss, mut grad) = ([0.0f32], [0.0f32]);
+            fl.loss(&x, &[t], &mut loss).expect("valid call");
+            fl.grad(&x, &[t], &mut grad).expect("valid call");
+            for (what, got, want) in [("loss", loss[0], r.loss), ("grad", grad[0], r.grad)] {
+                let err = ulp_error(got, want, want);
+                if !within(err, focal_bar(gamma)) {
+                    broken.push(format!(
+                        "[{}] {what} gamma {gamma} {alpha:?} x = {:e} ({bits:#010x}) t = {t}: \
+                         got {got:e}, reference {want:e}, {err:.2} ULP",
+                        backend.name(),
+                        x[0]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "audit cases above their bars:\n{}",
+        broken.join("\n")
+    );
+}

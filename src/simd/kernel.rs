@@ -7,7 +7,7 @@
 
 use super::math::{
     exp_hilo, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic_from_exp, pos_part,
-    sqrt_hilo, two_prod_err, two_sum, Logistic, LN2_HI, LN2_LO,
+    powi_pair, sqrt_hilo, two_prod_err, two_sum, Logistic, LN2_HI, LN2_LO,
 };
 use super::{SimdF32, MAX_LANES};
 
@@ -96,36 +96,13 @@ impl<V: SimdF32> Splats<V> {
     }
 }
 
-/// `q^n` by binary powering; `n` is the same for every vector of a call.
-#[inline(always)]
-fn powi<V: SimdF32>(q: V, mut n: u32, one: V) -> V {
-    let mut acc = one;
-    let mut b = q;
-    while n > 0 {
-        if n & 1 == 1 {
-            acc = acc * b;
-        }
-        n >>= 1;
-        if n > 0 {
-            b = b * b;
-        }
-    }
-    acc
-}
-
-/// `q^G` for the integer kinds.
+/// `q^G` for the integer kinds up to 2 (hard targets; from 3 on, `powi_pair`).
 #[inline(always)]
 fn pow_int<V: SimdF32, const G: u32>(q: V, one: V) -> V {
     match G {
         0 => one,
         1 => q,
-        2 => q * q,
-        3 => q * q * q,
-        4 => {
-            let q2 = q * q;
-            q2 * q2
-        }
-        _ => one,
+        _ => q * q,
     }
 }
 
@@ -279,19 +256,22 @@ fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
     let q = V::select(zneg, lg.big, lg.small);
     let omq = V::select(zneg, lg.small, lg.big);
     let bce = (pos_part(-z) + l_hi) + l_lo;
+    // q's rounding error (first order): the powers from gamma 3 on carry it, and
+    // their products' errors, in hi + lo (`powi_pair`); unused (and not computed)
+    // for gamma <= 2, whose plain q^2 stays inside the bound.
+    let q_lo = V::select(zneg, lg.big_lo, lg.small_lo);
     let qg = if G == GENERAL {
         // z = +inf (a certain, correct prediction) must give frac * z = inf, not
         // the NaN of 0 * inf when frac = 0: clamp to the largest finite value.
         let zpos = V::splat(f32::MAX).min(pos_part(z));
         if sp.integer {
             // Integer gamma on the general kernel: multiplication only.
-            powi(q, n, sp.one)
+            powi_pair(q, q_lo, n)
         } else if !cfg!(compact) && sp.half {
             // q^(n + 1/2) = q^n sqrt(q), sqrt(q) from q + q_lo, in the lanes whose q
             // is normal; lanes with a subnormal q take the exp below, which reads the
             // exact softplus (computed only for vectors that have such a lane). Per
             // lane, so that a value's bits do not depend on its neighbours.
-            let q_lo = V::select(zneg, lg.big_lo, lg.small_lo);
             let q0 = V::select(zneg, lg.inv_d, lg.small0);
             let root = sqrt_hilo(q0, q, q_lo);
             let normal = V::splat(f32::MIN_POSITIVE).le(q);
@@ -300,10 +280,12 @@ fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
             } else {
                 V::select(normal, root, exp_neg_frac_softplus(sp.frac, zpos, l))
             };
-            powi(q, n, sp.one) * qf
+            powi_pair(q, q_lo, n) * qf
         } else {
-            powi(q, n, sp.one) * exp_neg_frac_softplus(sp.frac, zpos, l)
+            powi_pair(q, q_lo, n) * exp_neg_frac_softplus(sp.frac, zpos, l)
         }
+    } else if G >= 3 {
+        powi_pair(q, q_lo, G)
     } else {
         pow_int::<V, G>(q, sp.one)
     };
