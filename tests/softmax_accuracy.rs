@@ -531,3 +531,170 @@ fn check_reference() {
     // The exact sum helper agrees with a plain sum on easy input.
     assert_eq!(exact_sum([1.0, 2.0, 3.0]), 6.0);
 }
+
+/// Rows of an independent audit (2026-12-01) whose gradient broke the 8-ULP bar
+/// before the integer powers carried their products' roundings (gamma 4, a label
+/// ahead by about 11.4: 8.4 ULP on every backend) and before `div_by` corrected
+/// its quotient exactly without FMA (gamma 7.5, C = 80: 9.0 ULP on SSE2). One row,
+/// `Reduction::Sum`, a uniform weight; every backend, every entry and the loss.
+#[test]
+fn audit_rows() {
+    const M4: [u32; 80] = [
+        0x3a97_3738,
+        0xbec3_612d,
+        0x3f13_d200,
+        0xbad7_11d2,
+        0x3ac0_9068,
+        0x3e82_185b,
+        0xbfd4_a95f,
+        0xc0b7_52df,
+        0x4017_9168,
+        0xbd3e_b5a1,
+        0x3f5c_8b98,
+        0x3d07_35c5,
+        0xbca1_c78e,
+        0xc01d_145e,
+        0xc118_18b9,
+        0xbcf1_98ed,
+        0xbf01_7d88,
+        0x4011_96f2,
+        0xc111_699e,
+        0x3b9c_9788,
+        0x3b74_f9d6,
+        0xc0ea_2bd6,
+        0x3d32_5e14,
+        0x3d59_a4e6,
+        0x3d2e_b09f,
+        0xbb70_76e9,
+        0x3d9d_b967,
+        0x3af3_4f1d,
+        0x3c6b_313d,
+        0x3c9e_957c,
+        0x3b39_885c,
+        0x40ca_b44b,
+        0xbffc_6b72,
+        0x3cfb_32d8,
+        0xba8b_61fa,
+        0xbcb4_97e7,
+        0x402d_6659,
+        0xbb2c_868a,
+        0x3a8a_5802,
+        0x3dc5_27fb,
+        0x3bd2_b85e,
+        0xbfc3_93f1,
+        0x3be8_9b5a,
+        0xbf09_6cb4,
+        0xbb5e_3aa2,
+        0xbf8c_000b,
+        0xbc49_59bf,
+        0x3eb7_2323,
+        0xc102_0489,
+        0x3ea3_0545,
+        0xbe12_cad2,
+        0x40b8_2641,
+        0x3ca2_7a82,
+        0x3efa_a580,
+        0xbb2f_34ec,
+        0x40a2_3ae7,
+        0xc112_0af6,
+        0x3d02_a41d,
+        0x408a_483c,
+        0x3df2_af73,
+        0x3f79_f9a4,
+        0xbac2_34d8,
+        0xbe32_a932,
+        0x4139_cabe,
+        0x3a90_1ada,
+        0xbbed_4e0c,
+        0xbbe7_9a22,
+        0x401e_820e,
+        0x3ac3_d968,
+        0xbfb6_be63,
+        0x3b82_b704,
+        0x3d8b_f523,
+        0xbcfa_ca35,
+        0x4008_e608,
+        0xbd9c_cf04,
+        0x3e41_cfc0,
+        0xbec3_b23a,
+        0xbab4_57df,
+        0x3dab_b063,
+        0xbeff_2557,
+    ];
+    let cases: [(f32, u32, usize, &[u32]); 4] = [
+        (
+            4.0,
+            0x3f0b_ce03,
+            2,
+            &[
+                0xc586_1b82,
+                0xc14e_df92,
+                0x4138_208e,
+                0x3e17_b123,
+                0x3b31_1985,
+            ],
+        ),
+        (
+            4.0,
+            0x3f6d_9c05,
+            2,
+            &[
+                0xc584_2734,
+                0xc14e_dd84,
+                0x4138_208e,
+                0x3e17_af23,
+                0x3b31_1900,
+            ],
+        ),
+        (
+            4.0,
+            0x3f02_5a62,
+            2,
+            &[
+                0xc587_d571,
+                0xc14e_e6a3,
+                0x4138_208f,
+                0x3e17_b123,
+                0x3b31_18b4,
+            ],
+        ),
+        (f32::from_bits(0x40f0_0103), 0x3f7e_ec9b, 63, &M4),
+    ];
+    let mut broken = Vec::new();
+    for backend in Backend::available() {
+        for &(gamma, alpha, y, bits) in &cases {
+            let z: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+            let alpha = f32::from_bits(alpha);
+            let want = reference::row(&reference::parts(&z, y), f64::from(gamma), f64::from(alpha));
+            let fl = SoftmaxFocal::new(gamma, ClassAlpha::Uniform(alpha))
+                .and_then(|f| f.with_backend(backend))
+                .expect("valid parameters, available backend");
+            let mut grad = vec![0.0f32; z.len()];
+            let label = [y as i32];
+            let loss = fl
+                .loss_and_grad(&z, &label, z.len(), Reduction::Sum, &mut grad)
+                .expect("valid call");
+            let mut worst = (ulp_error(loss, want.loss, want.loss), "loss".to_string());
+            for (j, (&g, &w)) in grad.iter().zip(&want.grad).enumerate() {
+                let e = ulp_error(g, w, w);
+                if e > worst.0 || e.is_nan() {
+                    worst = (e, format!("grad[{j}]"));
+                }
+            }
+            if worst.0 > 8.0 || worst.0.is_nan() {
+                broken.push(format!(
+                    "[{}] gamma {gamma} C = {} y = {y}: {} {:.2} ULP",
+                    backend.name(),
+                    z.len(),
+                    worst.1,
+                    worst.0
+                ));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "audit rows above 8 ULP:\n{}",
+        broken.join("\n")
+    );
+}

@@ -37,7 +37,7 @@ mod math;
 mod rows_in_lanes;
 
 use self::math::{exp_parts_wide, finite_or_zero, ln1p_hilo, two_prod_err, two_sum};
-use super::math::ln_hilo;
+use super::math::{fms_exact, ln_hilo, powi_pair};
 use super::{SimdF32, MAX_LANES};
 
 /// Gamma kinds: 0..=4 are integer powers by multiplication, anything else is
@@ -192,26 +192,12 @@ pub(super) struct RowTerms<V: SimdF32> {
     pub fragile: V::Mask,
 }
 
-/// `q^kind` for the integer kinds 1..=4 (by multiplication).
-#[inline(always)]
-fn pow_int<V: SimdF32>(q: V, kind: u32) -> V {
-    match kind {
-        1 => q,
-        2 => q * q,
-        3 => q * q * q,
-        4 => {
-            let q2 = q * q;
-            q2 * q2
-        }
-        _ => V::splat(1.0),
-    }
-}
-
 /// The loss formulas (module doc), for `LANES` rows at once.
 ///
 /// Precision: `nll` from the exact `z_y - m` and `ln(1 + T)` in hi + lo; `q` in
 /// hi + lo (`S_o / S` with its division remainder and `S`'s rounding), so
-/// `q^gamma` does not multiply `q`'s rounding by gamma; `alpha_y * scale` from the
+/// `q^gamma` does not multiply `q`'s rounding by gamma (integer kinds: nor the
+/// products' roundings); `alpha_y * scale` from the
 /// split scale. What is left is the exps (1 ULP each, averaged in the sums) and a
 /// few final roundings.
 #[inline(always)]
@@ -285,9 +271,10 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
         // q = 0 gives 0; NaN stays NaN.
         V::select(q_hi.eq(zero), zero, e + e_lo)
     } else {
-        let qn = pow_int(q_hi, k.kind);
-        // (q_hi + q_lo)^n = q_hi^n (1 + n q_lo / q_hi) to first order.
-        qn.mul_add(k.gamma * q_rel, qn)
+        // (q_hi + q_lo)^n with the products' roundings carried too (a plain q^4
+        // by two squarings compounded them to 8.4 ULP at gamma 4, where the
+        // result's mantissa is near 2: an independent audit).
+        powi_pair(q_hi, V::select(pos, q_lo, zero), k.kind)
     };
 
     // alpha_y last: q^gamma nll <= nll does not overflow unless the loss does, and
@@ -351,11 +338,13 @@ pub(super) fn row_terms<V: SimdF32>(r: &RowSums<V>, k: &Consts<V>) -> RowTerms<V
 }
 
 /// `x / d` from `inv = fl(1 / d)`: `x inv` corrected by its residual
-/// `x - (x inv) d` (exact with an FMA), within about 0.5 ULP like a division.
+/// `x - (x inv) d` (exact: one FMA, or Dekker's product without FMA, where an
+/// unfused multiply-add left the correction as large as the error it corrects),
+/// within about 0.5 ULP like a division.
 #[inline(always)]
 fn div_by<V: SimdF32>(x: V, d: V, inv: V) -> V {
     let q = x * inv;
-    (-q).mul_add(d, x).mul_add(inv, q)
+    fms_exact(q, d, x).mul_add(inv, q)
 }
 
 /// `z - m` as `hi + lo` for a row max `m`. Infinite maxima: a lane equal to `m`
