@@ -64,7 +64,13 @@ pub enum ClassAlpha<'a> {
 /// times scale above 1 on a `(1 - p_y)^gamma` or loss below the normal range, and
 /// a weight times scale beyond 1e30. They are rare (a margin above 69, or weights
 /// above 1 or normalisers below 1), and the bound then holds for any weight and
-/// normaliser.
+/// normaliser, with one exception: the reduced loss (`loss_reduced`, and the loss
+/// `loss_and_grad` returns) divided by a normaliser below 1. Its terms are the
+/// per-row losses in `f32`, scaled up after they are summed, so a row loss below
+/// the normal range keeps only a subnormal's bits, which the scale cannot give back
+/// (an audit found 22 ULP, and a normal 1.2e-33 returned as 0, at normalisers near
+/// 1e-17). The reduced loss's bound holds for normalisers `n >= 1` (`Sum` and
+/// `Mean` always), as for the sigmoid loss; the gradient's for every `n`.
 ///
 /// Special values: a NaN logit makes its row's loss and gradient NaN (other rows
 /// are untouched); a `+inf` logit takes all the probability (ties at `+inf` share
@@ -178,7 +184,8 @@ impl<'a> SoftmaxFocal<'a> {
     /// Reduced focal loss over the rows: `Sum`, `Mean` over the non-ignored rows,
     /// or divided by a normaliser. No rows, or `Mean` with every row ignored, gives
     /// 0. The sum is compensated (the same bits on every run of a backend); max
-    /// error 8 ULP of the exact sum of the exact losses (gamma <= 8).
+    /// error 8 ULP of the exact sum of the exact losses (gamma <= 8; for
+    /// `DivideBy(n)`, `n >= 1`: see the type's Accuracy section).
     /// Errors as [`SoftmaxFocal::loss`], plus [`Error::InvalidNormalizer`].
     pub fn loss_reduced(
         &self,
