@@ -186,15 +186,20 @@ impl Focal {
         } else {
             0.0
         };
+        let (ga_pos, ga_neg) = (a_pos * scale, a_neg * scale);
+        let lo = |v: f64| (v - f64::from(v as f32)) as f32;
         Coeffs {
             gamma: self.gamma,
             n: n as u32,
             frac: self.gamma - n,
             a_pos: a_pos as f32,
             a_neg: a_neg as f32,
+            a_neg_lo: lo(a_neg),
             a_diff: (a_pos - a_neg) as f32,
-            ga_pos: (a_pos * scale) as f32,
-            ga_neg: (a_neg * scale) as f32,
+            ga_pos: ga_pos as f32,
+            ga_neg: ga_neg as f32,
+            ga_pos_lo: lo(ga_pos),
+            ga_neg_lo: lo(ga_neg),
             hard_accept,
         }
     }

@@ -6,8 +6,9 @@
 //! targets before calling them.
 
 use super::math::{
-    exp_hilo, expm1_nonpositive, ln_hilo, log1p_exp_neg_abs, logistic_from_exp, pos_part,
-    powi_pair, sqrt_hilo, two_prod_err, two_sum, Logistic, LN2_HI, LN2_LO,
+    div_pair, exp_hilo, finite_or_zero, ln_hilo, log1p_exp_neg_abs, logistic_from_exp, mul_pair,
+    one_minus_exp_neg, pos_part, powi_pair, powi_pair_parts, sqrt_hilo, two_prod_err, two_sum,
+    Logistic, LN2_HI, LN2_LO,
 };
 use super::{SimdF32, MAX_LANES};
 
@@ -30,14 +31,19 @@ pub(crate) struct Coeffs {
     pub n: u32,
     /// `gamma - n`.
     pub frac: f32,
-    /// alpha_t of the loss for t = 1 and t = 0.
+    /// alpha_t of the loss for t = 1 and t = 0 (`a_pos` is alpha itself, exact).
     pub a_pos: f32,
     pub a_neg: f32,
-    /// `a_pos - a_neg` (soft targets: `alpha_t = a_neg + t (a_pos - a_neg)`).
+    /// The rounding error of `a_neg` (`1 - alpha`), for the soft targets.
+    pub a_neg_lo: f32,
+    /// `a_pos - a_neg`: 0 when alpha_t does not depend on the target.
     pub a_diff: f32,
-    /// alpha_t times the reduction's scale, for the gradient (rounded once from f64).
+    /// alpha_t times the reduction's scale, for the gradient (rounded once from f64),
+    /// and their rounding errors (for the soft targets).
     pub ga_pos: f32,
     pub ga_neg: f32,
+    pub ga_pos_lo: f32,
+    pub ga_neg_lo: f32,
     /// The target value that the hard kernels accept besides 0 and 1: -1 (the
     /// ignore label) normally, 0 (none) for a speculative `Mean`, whose scale
     /// assumed that no element is ignored. See [`focal`].
@@ -62,6 +68,8 @@ struct Splats<V> {
     zero_alpha: bool,
     /// Whether gamma is an integer (n <= 8, frac = 0): no exp in the general kernel.
     integer: bool,
+    /// Whether alpha_t is the same for every target (`Off`, `Uniform`).
+    uniform: bool,
     /// Whether gamma is an integer and a half (frac = 1/2): `q^(1/2)` by a square
     /// root in the lanes whose `q` is normal.
     half: bool,
@@ -71,9 +79,12 @@ struct Splats<V> {
     frac: V,
     a_pos: V,
     a_neg: V,
-    a_diff: V,
+    a_neg_lo: V,
+    /// `-ga_pos` (the hard kernels' gradient has the sign of `-s`).
     ga_pos: V,
     ga_neg: V,
+    ga_pos_lo: V,
+    ga_neg_lo: V,
 }
 
 impl<V: SimdF32> Splats<V> {
@@ -82,6 +93,7 @@ impl<V: SimdF32> Splats<V> {
         Splats {
             zero_alpha: c.a_pos == 0.0 || c.a_neg == 0.0,
             integer: c.frac == 0.0,
+            uniform: c.a_diff == 0.0,
             half: c.frac == 0.5,
             one: V::splat(1.0),
             zero: V::splat(0.0),
@@ -89,9 +101,11 @@ impl<V: SimdF32> Splats<V> {
             frac: V::splat(c.frac),
             a_pos: V::splat(c.a_pos),
             a_neg: V::splat(c.a_neg),
-            a_diff: V::splat(c.a_diff),
+            a_neg_lo: V::splat(c.a_neg_lo),
             ga_pos: V::splat(-c.ga_pos),
             ga_neg: V::splat(c.ga_neg),
+            ga_pos_lo: V::splat(c.ga_pos_lo),
+            ga_neg_lo: V::splat(c.ga_neg_lo),
         }
     }
 }
@@ -103,33 +117,6 @@ fn pow_int<V: SimdF32, const G: u32>(q: V, one: V) -> V {
         0 => one,
         1 => q,
         _ => q * q,
-    }
-}
-
-/// `q^G` for the integer kinds with the products' rounding errors carried to first
-/// order (the soft-target path, where q^G multiplies a larger relative error).
-#[inline(always)]
-fn pow_int_compensated<V: SimdF32, const G: u32>(q: V, one: V) -> V {
-    match G {
-        0 => one,
-        1 => q,
-        2 => {
-            let q2 = q * q;
-            q2 + two_prod_err(q, q, q2)
-        }
-        3 => {
-            let q2 = q * q;
-            let q2_lo = two_prod_err(q, q, q2);
-            let q3 = q2 * q;
-            q3 + q2_lo.mul_add(q, two_prod_err(q2, q, q3))
-        }
-        4 => {
-            let q2 = q * q;
-            let q2_lo = two_prod_err(q, q, q2);
-            let q4 = q2 * q2;
-            q4 + (q2 + q2).mul_add(q2_lo, two_prod_err(q2, q2, q4))
-        }
-        _ => one,
     }
 }
 
@@ -148,22 +135,31 @@ fn exp_neg_frac_softplus<V: SimdF32>(f: V, zpos: V, l: V) -> V {
     exp_hilo(-s, -lo)
 }
 
-/// `(q^gamma * 2^shift, shift)` for soft targets, `q` in (0, 1]. The integer kinds
-/// multiply (shift 0). The general kind is `e^(gamma ln q)` with `ln q` and the
-/// product carried in hi + lo; where `q^gamma < 2^-55` it adds `64 ln 2` to the
-/// exponent (`shift = 64`) so that the caller can multiply by a large BCE first.
+/// `(q^gamma * 2^shift, shift)` for soft targets, `q + q_lo` in (0, 1], with
+/// `q^gamma * 2^shift` as an unevaluated sum `(hi, lo)`. The integer kinds multiply
+/// pairs (shift 0). The general kind is `e^(gamma ln q)` with `ln q` and the product
+/// carried in hi + lo; where `q^gamma < 2^-55` it adds `64 ln 2` to the exponent
+/// (`shift = 64`) so that the caller can multiply by a large BCE first.
 #[inline(always)]
-fn pow_soft<V: SimdF32, const G: u32>(q: V, q_lo: V, sp: &Splats<V>) -> (V, V) {
+fn pow_soft<V: SimdF32, const G: u32>(
+    q: V,
+    q_lo: V,
+    inv_q: V,
+    n: u32,
+    sp: &Splats<V>,
+) -> (V, V, V) {
     if G != GENERAL {
-        // (q + q_lo)^G = q^G (1 + G q_lo / q) to first order.
-        let qg = pow_int_compensated::<V, G>(q, sp.one);
-        let rel = V::splat(G as f32) * q_lo / q;
-        let rel = V::select(sp.zero.lt(q), rel, sp.zero);
-        return (qg.mul_add(rel, qg), sp.zero);
+        let (hi, lo) = powi_pair_parts(q, q_lo, G);
+        return (hi, lo, sp.zero);
+    }
+    if !cfg!(compact) && sp.integer {
+        // Integer gamma up to 8 on the general kernel: multiplication only.
+        let (hi, lo) = powi_pair_parts(q, q_lo, n);
+        return (hi, lo, sp.zero);
     }
     let (h, l) = ln_hilo(q);
     // ln(q + q_lo) = ln q + q_lo / q to first order.
-    let l = V::select(sp.zero.lt(q), l + q_lo / q, l);
+    let l = V::select(sp.zero.lt(q), q_lo.mul_add(inv_q, l), l);
     let a = sp.gamma * h;
     let a_lo = two_prod_err(sp.gamma, h, a);
     let (s, s_err) = two_sum(a, sp.gamma * l);
@@ -175,8 +171,15 @@ fn pow_soft<V: SimdF32, const G: u32>(q: V, q_lo: V, sp: &Splats<V>) -> (V, V) {
     // FMA, where Dekker's split of a gamma above 2^115 overflowed (gamma 2.5e35 gave
     // NaN on Portable only); the exponent is then hugely negative and e^s is 0.
     let lo = V::select(lo.eq(lo), lo, sp.zero);
-    let r = exp_hilo(s, lo);
-    (V::select(q.eq(sp.zero), sp.zero, r), shift)
+    // e^(s + lo) = (e + e_lo)(1 + lo); s < 6.4 after the shift.
+    let (e, e_lo) = s.exp_nonpositive_parts();
+    let e_lo = finite_or_zero(e.mul_add(lo, e_lo));
+    let zero_q = q.eq(sp.zero);
+    (
+        V::select(zero_q, sp.zero, e),
+        V::select(zero_q, sp.zero, e_lo),
+        shift,
+    )
 }
 
 /// `q^g * b` as `e^(g ln q + ln b)` with both logarithms and the product in hi + lo
@@ -309,131 +312,8 @@ fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
     let mut grad = qg * inner * V::select(pos, sp.ga_pos, sp.ga_neg);
 
     if SOFT != HARD {
-        let xneg = x.lt(sp.zero);
-        let p = V::select(xneg, lg.small, lg.big);
-        let pm = V::select(xneg, lg.big, lg.small);
-        let p_lo = V::select(xneg, lg.small_lo, lg.big_lo);
-        let pm_lo = V::select(xneg, lg.big_lo, lg.small_lo);
-        // 1 - t = omt + omt_lo exactly (Fast2Sum, 1 >= t).
-        let omt = sp.one - t;
-        let omt_lo = (sp.one - omt) - t;
-        // BCE = t softplus(-x) + (1-t) softplus(x) = softplus(x) - t x
-        //     = l + w |x| with w = 1 - t for x > 0 and w = t for x <= 0: no
-        //     cancellation, and l is carried in hi + lo.
-        let xpos = sp.zero.lt(x);
-        let ax = x.abs();
-        let w = V::select(xpos, omt, t);
-        let w_lo = V::select(xpos, omt_lo, sp.zero);
-        // (The tail term uses |x| clamped to finite: w_lo may be 0 at x = inf.)
-        let ax_c = V::splat(f32::MAX).min(ax);
-        // BCE in hi + lo: w |x| exactly (product error), summed exactly with l_hi.
-        // (l_lo is not small next to l_hi for |x| < ln 2: renormalize at the end.)
-        let wx = w * ax;
-        let (s, s_err) = two_sum(wx, l_hi);
-        let wx_lo = two_prod_err(w, ax_c, wx);
-        let wx_lo = V::select(wx_lo.eq(wx_lo), wx_lo, sp.zero);
-        let tail = (s_err + wx_lo) + w_lo.mul_add(ax_c, l_lo);
-        let tail = V::select(tail.eq(tail), tail, sp.zero);
-        let bce = s + tail;
-        let bce_lo = tail - (bce - s);
-        let bce_lo = V::select(bce_lo.eq(bce_lo), bce_lo, sp.zero);
-        // BCE is infinite only for infinite x, where the gradient terms using it
-        // tend to 0: clamp so that 0 * inf does not make a NaN.
-        let bce_c = V::splat(f32::MAX).min(bce);
-        // p - t without cancellation error: for x >= 0, p = 1 - pm and
-        // p - t = (1 - t) - pm, from the exact 1 - t and the small pm.
-        let pmt = V::select(xneg, (p - t) + p_lo, (omt - pm) + (omt_lo - pm_lo));
-        let (q, q_lo, r_bce) = if SOFT == SOFT_TORCHVISION {
-            // q = (1-p) t + p (1-t): non-negative terms; dq/dx = p (1-p) (1-2t);
-            // q >= min(t, 1-t) > 0 and |dq/dx / q| <= 2, so BCE (dq/dx) / q is
-            // bounded (BCE grows like |x|, p (1-p) decays like e^-|x|).
-            // q in hi + lo: exact products and sum, plus the tails of p, 1-p, 1-t.
-            let a = pm * t;
-            let b = p * omt;
-            let (q, e1) = two_sum(a, b);
-            let tail = pm_lo.mul_add(t, p_lo.mul_add(omt, p * omt_lo));
-            let q_lo = e1 + (two_prod_err(pm, t, a) + two_prod_err(p, omt, b)) + tail;
-            let dq = p * pm * t.mul_add(V::splat(-2.0), sp.one);
-            (q, q_lo, bce_c * (dq / q))
-        } else {
-            // q = 1 - exp(-BCE); dq/dx = exp(-BCE) (p - t), and BCE exp(-BCE) <= 1/e
-            // stays finite. e^-B in hi + lo (ex + ex_lo).
-            let (ex, ex_lo) = (-bce).exp_nonpositive_parts();
-            // Above B = ln 2 (e^-B < 1/2), 1 - e^-B has no cancellation and its
-            // rounding error is exact (Fast2Sum, 1 >= e^-B): q + q_lo keeps the
-            // distance to 1 that q alone rounds away (e^-B < 2^-25 gives q = 1).
-            // A huge gamma multiplies ln q ~ -e^-B, so that distance decides q^gamma
-            // (gamma 2.8e20 at B = 20.5 gave e^(gamma * 0 + garbage) = NaN). Below
-            // ln 2, expm1 avoids the cancellation and q is far from 1.
-            let near_one = ex.lt(V::splat(0.5));
-            let q_sub = sp.one - ex;
-            let q_sub_lo = ((sp.one - q_sub) - ex) - ex_lo;
-            let q = V::select(near_one, q_sub, -expm1_nonpositive(-bce));
-            // d(1 - e^-B)/dB = e^-B: the tail of BCE moves q by e^-B bce_lo.
-            let q_lo = V::select(near_one, q_sub_lo, sp.zero) + ex * bce_lo;
-            // BCE e^-B / q is at most max(1 + B/2, B e^-B / (1 - e^-B)): form it
-            // before meeting p - t, whose product with a tiny BCE (tiny soft t at a
-            // large |x|: BCE ~ p - t ~ 1e-26) would underflow to 0 and drop the
-            // gamma term of the gradient (a third of it at gamma 0.5).
-            // Returned as the factor w = BCE e^-B / q alone: p - t meets it only in
-            // (p - t)(1 + gamma w), after gamma (w (p - t) underflowed where
-            // gamma w did not: gamma 8.6e9, t = 9.6e-38, x = -2.8e38 lost the
-            // gamma term, half of the gradient; a fuzz finding).
-            let w = (bce_c * ex) / q;
-            (q, q_lo, V::select(sp.zero.lt(q), w, sp.zero))
-        };
-        let (qg, shift) = pow_soft::<V, G>(q, q_lo, sp);
-        // The general kind returns q^g scaled by 2^shift where q^g < 2^-55, so
-        // that a tiny q^g times a huge BCE is not flushed; one rounding at the end.
-        // With BCE >= 1 the scale comes off BCE first (exact: BCE 2^-64 stays
-        // normal), or 2^64 q^g BCE could overflow where the loss does not
-        // (q^g = 2e-17 at t = 0.0078, gamma 7.9, times BCE = 1.3e36 at x = -1.7e38).
-        let big_bce = sp.one.le(bce);
-        let bce_s = V::select(big_bce, bce.ldexp(-shift), bce);
-        let bce_lo_s = V::select(big_bce, bce_lo.ldexp(-shift), bce_lo);
-        let fl = qg.mul_add(bce_s, qg * bce_lo_s);
-        let fl = V::select(big_bce, fl, fl.ldexp(-shift));
-        let qg = qg.ldexp(-shift);
-        // Where q^g itself underflows (tiny t at a huge |x|) while BCE is huge, form
-        // the product in the log domain: e^(g ln q + ln BCE), both logs in hi + lo.
-        let tiny = V::and(qg.lt(V::splat(1.0e-30)), sp.one.lt(bce));
-        let fl = if V::bitmask(tiny) != 0 {
-            let fl_log = exp_product_of_powers(q, q_lo, bce, bce_lo, sp.gamma);
-            V::select(tiny, fl_log, fl)
-        } else {
-            fl
-        };
-        // An infinite BCE (infinite x) makes the loss infinite: q > 0 for soft t.
-        let fl = V::select(bce.eq(V::splat(f32::INFINITY)), bce, fl);
-        // d(q^g BCE)/dx = q^g (g BCE (dq/dx)/q + (p - t)): no negative power of q.
-        let graw = if G == 0 {
-            pmt
-        } else if SOFT == SOFT_TORCHVISION {
-            qg * sp.gamma.mul_add(r_bce, pmt)
-        } else {
-            // 1 + gamma w >= 1 (no cancellation), clamped to finite: where it
-            // overflows (a gamma near f32::MAX), q^gamma is 0 and so is the product.
-            let f = V::splat(f32::MAX).min(sp.gamma.mul_add(r_bce, sp.one));
-            qg * (pmt * f)
-        };
-        // alpha_t = a t + (1-a)(1-t): two non-negative terms (no cancellation when
-        // alpha_t is small); exactly a when both weights are a (Off, Uniform).
-        let uniform = sp.a_diff.eq(sp.zero);
-        let a_t = sp
-            .a_pos
-            .mul_add(t, sp.a_neg.mul_add(omt, sp.a_neg * omt_lo));
-        let a_t = V::select(uniform, sp.a_neg, a_t);
-        let ga_pos = -sp.ga_pos;
-        let ga_t = ga_pos.mul_add(t, sp.ga_neg.mul_add(omt, sp.ga_neg * omt_lo));
-        let ga_t = V::select(uniform, sp.ga_neg, ga_t);
-        let soft_loss = fl * a_t;
-        let soft_loss = if sp.zero_alpha {
-            let inf = V::splat(f32::INFINITY);
-            V::select(V::and(a_t.eq(sp.zero), bce.eq(inf)), sp.zero, soft_loss)
-        } else {
-            soft_loss
-        };
-        let soft_grad = graw * ga_t;
+        let (soft_loss, soft_grad) =
+            soft::<V, G>(sp, n, SOFT == SOFT_TORCHVISION, x, t, &s1);
         let hard = V::or(t.eq(sp.one), t.eq(sp.zero));
         loss = V::select(hard, loss, soft_loss);
         grad = V::select(hard, grad, soft_grad);
@@ -444,6 +324,208 @@ fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
         V::select(ignored, sp.zero, loss),
         V::select(ignored, sp.zero, grad),
     )
+}
+
+/// Loss and gradient of one vector for soft targets (`0 < t < 1`; other lanes give
+/// values that the caller does not use).
+///
+/// Every factor is carried as an unevaluated sum `hi + lo` and multiplied in pairs
+/// ([`mul_pair`]), so the result is rounded once: soft targets put up to seven
+/// rounded factors into one product (alpha_t, `q^gamma`, BCE or `p - t`, the gamma
+/// term and its `1/q`), and with an alpha that puts the result's mantissa near 2
+/// each rounding costs up to one ULP. Rounded one by one they reached 9.0 ULP at
+/// gamma <= 3 and 16.5 at gamma 8 (an independent audit; `tests/accuracy.rs`
+/// `audit_soft_cases`).
+///
+/// `torchvision` picks the form (a constant after inlining). Compact builds keep
+/// one copy out of line for both forms: flash is what counts there.
+#[cfg_attr(not(compact), inline(always))]
+#[cfg_attr(compact, inline(never))]
+fn soft<V: SimdF32, const G: u32>(
+    sp: &Splats<V>,
+    n: u32,
+    torchvision: bool,
+    x: V,
+    t: V,
+    s1: &Stage1<V>,
+) -> (V, V) {
+    let Stage1 { lg, l_hi, l_lo } = *s1;
+    let xneg = x.lt(sp.zero);
+    let p = V::select(xneg, lg.small, lg.big);
+    let pm = V::select(xneg, lg.big, lg.small);
+    let p_lo = V::select(xneg, lg.small_lo, lg.big_lo);
+    let pm_lo = V::select(xneg, lg.big_lo, lg.small_lo);
+    // 1 - t = omt + omt_lo exactly (Fast2Sum, 1 >= t).
+    let omt = sp.one - t;
+    let omt_lo = (sp.one - omt) - t;
+    // BCE = t softplus(-x) + (1-t) softplus(x) = softplus(x) - t x
+    //     = l + w |x| with w = 1 - t for x > 0 and w = t for x <= 0: no
+    //     cancellation, and l is carried in hi + lo.
+    let xpos = sp.zero.lt(x);
+    let ax = x.abs();
+    let w = V::select(xpos, omt, t);
+    let w_lo = V::select(xpos, omt_lo, sp.zero);
+    // (The tail term uses |x| clamped to finite: w_lo may be 0 at x = inf.)
+    let ax_c = V::splat(f32::MAX).min(ax);
+    // BCE in hi + lo: w |x| exactly (product error), summed exactly with l_hi.
+    // (l_lo is not small next to l_hi for |x| < ln 2: renormalize at the end.)
+    let wx = w * ax;
+    let (s, s_err) = two_sum(wx, l_hi);
+    let wx_lo = two_prod_err(w, ax_c, wx);
+    let wx_lo = V::select(wx_lo.eq(wx_lo), wx_lo, sp.zero);
+    let tail = (s_err + wx_lo) + w_lo.mul_add(ax_c, l_lo);
+    let tail = V::select(tail.eq(tail), tail, sp.zero);
+    let bce = s + tail;
+    let bce_lo = finite_or_zero(tail - (bce - s));
+    // BCE is infinite only for infinite x, where the gradient terms using it
+    // tend to 0: clamp so that 0 * inf does not make a NaN.
+    let bce_c = V::splat(f32::MAX).min(bce);
+    // p - t in hi + lo, without cancellation error: for x >= 0, p = 1 - pm and
+    // p - t = (1 - t) - pm, from the exact 1 - t and the small pm.
+    let (pmt, pmt_err) = two_sum(V::select(xneg, p, omt), -V::select(xneg, t, pm));
+    let pmt_lo = pmt_err + V::select(xneg, p_lo, omt_lo - pm_lo);
+    // (One division: 1/q serves the quotients below and `pow_soft`'s q_lo / q.)
+    let (q, q_lo, inv_q, r, r_lo) = if torchvision {
+        // q = (1-p) t + p (1-t): non-negative terms; dq/dx = p (1-p) (1-2t);
+        // q >= min(t, 1-t) > 0 and |dq/dx / q| <= 2, so BCE (dq/dx) / q is
+        // bounded (BCE grows like |x|, p (1-p) decays like e^-|x|).
+        // q in hi + lo: exact products and sum, plus the tails of p, 1-p, 1-t.
+        let a = pm * t;
+        let b = p * omt;
+        let (q, e1) = two_sum(a, b);
+        let tail = pm_lo.mul_add(t, p_lo.mul_add(omt, p * omt_lo));
+        let q_lo = e1 + (two_prod_err(pm, t, a) + two_prod_err(p, omt, b)) + tail;
+        // r = BCE (dq/dx) / q, with dq/dx / q formed first (BCE dq/dx
+        // underflows where the ratio does not: tiny t at x ~ -60).
+        let (pp, pp_lo) = mul_pair(p, p_lo, pm, pm_lo);
+        // 1 - 2t exactly (2t is exact).
+        let (o, o_lo) = two_sum(sp.one, t * V::splat(-2.0));
+        let (dq, dq_lo) = mul_pair(pp, pp_lo, o, o_lo);
+        let inv_q = sp.one / q;
+        let (ratio, ratio_lo) = div_pair(dq, dq_lo, q, q_lo, inv_q);
+        let (r, r_lo) = mul_pair(bce_c, bce_lo, ratio, ratio_lo);
+        (q, q_lo, inv_q, r, r_lo)
+    } else {
+        // q = 1 - exp(-BCE); dq/dx = exp(-BCE) (p - t), and BCE exp(-BCE) <= 1/e
+        // stays finite. Both in hi + lo: q^gamma multiplies q's relative error by
+        // gamma, and a huge gamma multiplies ln q ~ -e^-B, so the distance to 1
+        // that q alone rounds away decides q^gamma (gamma 2.8e20 at B = 20.5 gave
+        // e^(gamma * 0 + garbage) = NaN).
+        let ((q, q_lo), (ex, ex_lo)) = one_minus_exp_neg(bce, bce_lo);
+        // r = BCE e^-B / q is at most max(1 + B/2, B e^-B / (1 - e^-B)): form it
+        // before meeting p - t, whose product with a tiny BCE (tiny soft t at a
+        // large |x|: BCE ~ p - t ~ 1e-26) would underflow to 0 and drop the gamma
+        // term of the gradient (a third of it at gamma 0.5). p - t meets it only
+        // in (p - t)(1 + gamma r), after gamma (r (p - t) underflowed where gamma r
+        // did not: gamma 8.6e9, t = 9.6e-38, x = -2.8e38 lost the gamma term, half
+        // of the gradient; a fuzz finding).
+        let (n, n_lo) = mul_pair(bce_c, bce_lo, ex, ex_lo);
+        let inv_q = sp.one / q;
+        let (r, r_lo) = div_pair(n, n_lo, q, q_lo, inv_q);
+        let pos = sp.zero.lt(q);
+        let (r, r_lo) = (V::select(pos, r, sp.zero), V::select(pos, r_lo, sp.zero));
+        (q, q_lo, inv_q, r, r_lo)
+    };
+    let (qg, qg_lo, shift) = pow_soft::<V, G>(q, q_lo, inv_q, n, sp);
+    // alpha_t = a t + (1-a)(1-t), and times the reduction's scale for the gradient:
+    // two non-negative terms (no cancellation when alpha_t is small); exactly the
+    // weight when both weights are equal (Off, Uniform).
+    let ((a_t, a_t_lo), (ga_t, ga_t_lo)) = if sp.uniform {
+        ((sp.a_neg, sp.a_neg_lo), (sp.ga_neg, sp.ga_neg_lo))
+    } else {
+        let ga_pos = -sp.ga_pos;
+        (
+            weight(sp.a_pos, sp.zero, sp.a_neg, sp.a_neg_lo, t, omt, omt_lo),
+            weight(
+                ga_pos,
+                sp.ga_pos_lo,
+                sp.ga_neg,
+                sp.ga_neg_lo,
+                t,
+                omt,
+                omt_lo,
+            ),
+        )
+    };
+
+    // The general kind returns q^g scaled by 2^shift where q^g < 2^-55, so that a
+    // tiny q^g times a huge BCE is not flushed; one rounding at the end. With
+    // BCE >= 1 the scale comes off BCE first (exact: BCE 2^-64 stays normal), or
+    // 2^64 q^g BCE could overflow where the loss does not (q^g = 2e-17 at
+    // t = 0.0078, gamma 7.9, times BCE = 1.3e36 at x = -1.7e38).
+    let big_bce = sp.one.le(bce);
+    let bce_s = V::select(big_bce, bce.ldexp(-shift), bce);
+    let bce_lo_s = V::select(big_bce, bce_lo.ldexp(-shift), bce_lo);
+    let (fl, fl_lo) = mul_pair(qg, qg_lo, bce_s, bce_lo_s);
+    let (fl, fl_lo) = mul_pair(fl, fl_lo, a_t, a_t_lo);
+    let fl = fl + finite_or_zero(fl_lo);
+    let fl = V::select(big_bce, fl, fl.ldexp(-shift));
+    let (qg, qg_lo) = (qg.ldexp(-shift), qg_lo.ldexp(-shift));
+    // Where q^g itself underflows (tiny t at a huge |x|) while BCE is huge, form
+    // the product in the log domain: e^(g ln q + ln BCE), both logs in hi + lo.
+    let tiny = V::and(qg.lt(V::splat(1.0e-30)), sp.one.lt(bce));
+    let mut loss = if V::bitmask(tiny) != 0 {
+        let fl_log = exp_product_of_powers(q, q_lo, bce, bce_lo, sp.gamma) * a_t;
+        V::select(tiny, fl_log, fl)
+    } else {
+        fl
+    };
+    // An infinite BCE (infinite x) makes the loss infinite: q > 0 for soft t.
+    loss = V::select(bce.eq(V::splat(f32::INFINITY)), bce, loss);
+    if sp.zero_alpha {
+        // alpha_t = 0 weighs the element out: 0 also where BCE is infinite.
+        let inf = V::splat(f32::INFINITY);
+        loss = V::select(V::and(a_t.eq(sp.zero), bce.eq(inf)), sp.zero, loss);
+    }
+
+    // d(q^g BCE)/dx = q^g (g BCE (dq/dx)/q + (p - t)): no negative power of q.
+    let (f, f_lo) = if G == 0 {
+        (pmt, pmt_lo)
+    } else {
+        let gr = sp.gamma * r;
+        let gr_lo = sp.gamma.mul_add(r_lo, two_prod_err(sp.gamma, r, gr));
+        if torchvision {
+            // g r + (p - t): the terms may cancel, which the bound allows for (it
+            // is relative to their magnitudes).
+            let (f, f_err) = two_sum(gr, pmt);
+            (f, f_err + (gr_lo + pmt_lo))
+        } else {
+            // (p - t)(1 + g r): 1 + g r >= 1, clamped to finite: where it
+            // overflows (a gamma near f32::MAX), q^gamma is 0 and so is the product.
+            let (f, f_err) = two_sum(sp.one, gr);
+            let f_c = V::splat(f32::MAX).min(f);
+            let f_lo = V::select(f.eq(f_c), f_err + gr_lo, sp.zero);
+            mul_pair(pmt, pmt_lo, f_c, f_lo)
+        }
+    };
+    let (gq, gq_lo) = if G == 0 {
+        (f, f_lo)
+    } else {
+        mul_pair(qg, qg_lo, f, f_lo)
+    };
+    // (A low part made infinite or NaN by an overflow on the way is dropped here.)
+    let (grad, grad_lo) = mul_pair(gq, gq_lo, ga_t, ga_t_lo);
+    (loss, grad + finite_or_zero(grad_lo))
+}
+
+/// `w_pos t + w_neg (1 - t)` as `(hi, lo)`, the weights and `1 - t` given as
+/// `hi + lo`: exact products, TwoSum, the tails to first order.
+#[inline(always)]
+fn weight<V: SimdF32>(
+    w_pos: V,
+    w_pos_lo: V,
+    w_neg: V,
+    w_neg_lo: V,
+    t: V,
+    omt: V,
+    omt_lo: V,
+) -> (V, V) {
+    let a = w_pos * t;
+    let b = w_neg * omt;
+    let (s, s_err) = two_sum(a, b);
+    let tails = w_pos_lo.mul_add(t, w_neg_lo.mul_add(omt, w_neg * omt_lo));
+    let lo = s_err + (two_prod_err(w_pos, t, a) + two_prod_err(w_neg, omt, b)) + tails;
+    (s, lo)
 }
 
 /// Whether every lane of `t` holds 0, 1 or `accept` (what a hard kernel may see).

@@ -30,26 +30,65 @@ pub(crate) fn two_prod_err<V: SimdF32>(a: V, b: V, p: V) -> V {
     if V::FUSED_MUL_ADD {
         a.mul_add(b, -p)
     } else {
-        // Veltkamp split with 2^12 + 1 gives 12-bit halves whose products are exact.
-        let split = V::splat(4097.0);
-        let ca = split * a;
-        let a_hi = ca - (ca - a);
-        let a_lo = a - a_hi;
-        let cb = split * b;
-        let b_hi = cb - (cb - b);
-        let b_lo = b - b_hi;
-        ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+        dekker_prod_err(a, b, p)
     }
+}
+
+/// [`two_prod_err`] without FMA, by Dekker's product. (Out of line in compact
+/// builds: about 17 operations, used a dozen times by the soft-target kernels.)
+#[cfg_attr(not(compact), inline(always))]
+#[cfg_attr(compact, inline(never))]
+fn dekker_prod_err<V: SimdF32>(a: V, b: V, p: V) -> V {
+    // Veltkamp split with 2^12 + 1 gives 12-bit halves whose products are exact.
+    let split = V::splat(4097.0);
+    let ca = split * a;
+    let a_hi = ca - (ca - a);
+    let a_lo = a - a_hi;
+    let cb = split * b;
+    let b_hi = cb - (cb - b);
+    let b_lo = b - b_hi;
+    ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
 }
 
 /// `(a + al)(b + bl)` as an unevaluated sum `p + pl`: `p = a b` rounded, `pl` its
 /// exact rounding error plus the low parts to first order (`al`, `bl` of rounding
-/// size next to `a`, `b`).
+/// size next to `a`, `b`). Without FMA, where Dekker's split overflows (an operand
+/// above 2^115: a BCE at x ~ 1e38), the product's own error is dropped, not the
+/// low parts carried in (which held 30 ULP of a `q^gamma` at gamma 4.7).
 #[inline(always)]
-fn mul_pair<V: SimdF32>(a: V, al: V, b: V, bl: V) -> (V, V) {
+pub(crate) fn mul_pair<V: SimdF32>(a: V, al: V, b: V, bl: V) -> (V, V) {
     let p = a * b;
-    let err = two_prod_err(a, b, p);
+    let err = if V::FUSED_MUL_ADD {
+        a.mul_add(b, -p)
+    } else {
+        dekker_prod_err_finite(a, b, p)
+    };
     (p, a.mul_add(bl, al.mul_add(b, err)))
+}
+
+/// [`dekker_prod_err`], 0 where it is not finite (for [`mul_pair`]; out of line in
+/// compact builds, as that is).
+#[cfg_attr(not(compact), inline(always))]
+#[cfg_attr(compact, inline(never))]
+fn dekker_prod_err_finite<V: SimdF32>(a: V, b: V, p: V) -> V {
+    finite_or_zero(dekker_prod_err(a, b, p))
+}
+
+/// `(n + nl) / (d + dl)` as an unevaluated sum, from `inv_d = 1 / d` (shared by the
+/// caller's quotients: one division): `n inv_d`, within about 1 ULP, and its
+/// correction to first order from the exact remainder (`d > 0`).
+#[inline(always)]
+pub(crate) fn div_pair<V: SimdF32>(n: V, nl: V, d: V, dl: V, inv_d: V) -> (V, V) {
+    let r = n * inv_d;
+    (r, (fms_exact(r, d, n) + nl - r * dl) * inv_d)
+}
+
+/// `lo` where it is finite, else 0: for the low parts of unevaluated sums, which an
+/// overflowed product or Dekker split (huge operands, no FMA) can make infinite or
+/// NaN while the high part is right.
+#[inline(always)]
+pub(crate) fn finite_or_zero<V: SimdF32>(lo: V) -> V {
+    V::select(lo.abs().lt(V::splat(f32::INFINITY)), lo, V::splat(0.0))
 }
 
 /// `(q + q_lo)^n` for `q` in `[0, 1]`, `|q_lo|` of rounding size, `n <= 8`, rounded
@@ -61,7 +100,15 @@ fn mul_pair<V: SimdF32>(a: V, al: V, b: V, bl: V) -> (V, V) {
 /// kernels use it and flash is what counts.)
 #[cfg_attr(not(compact), inline(always))]
 #[cfg_attr(compact, inline(never))]
-pub(crate) fn powi_pair<V: SimdF32>(q: V, q_lo: V, mut n: u32) -> V {
+pub(crate) fn powi_pair<V: SimdF32>(q: V, q_lo: V, n: u32) -> V {
+    let (hi, lo) = powi_pair_parts(q, q_lo, n);
+    hi + lo
+}
+
+/// [`powi_pair`] before its final rounding: `(q + q_lo)^n` as `hi + lo`, `lo` holding
+/// every product's rounding error and `q_lo` to first order (`n = 0` gives 1).
+#[inline(always)]
+pub(crate) fn powi_pair_parts<V: SimdF32>(q: V, q_lo: V, mut n: u32) -> (V, V) {
     let zero = V::splat(0.0);
     let (mut acc, mut acc_lo) = (V::splat(1.0), zero);
     let (mut b, mut b_lo) = (q, q_lo);
@@ -80,7 +127,7 @@ pub(crate) fn powi_pair<V: SimdF32>(q: V, q_lo: V, mut n: u32) -> V {
             (b, b_lo) = mul_pair(b, b_lo, b, b_lo);
         }
     }
-    acc + acc_lo
+    (acc, acc_lo)
 }
 
 /// `e^x` over the whole f32 range, with gradual underflow to subnormals, `+inf` above
@@ -123,10 +170,11 @@ fn exp_reduced<V: SimdF32>(x: V) -> (V, V) {
     (k, r2.mul_add(p, r))
 }
 
-/// `e^x` for `x <= 0` as an unevaluated sum `hi + lo`: `hi` is `e^x` rounded, `lo`
-/// its rounding error (the Fast2Sum residual of `1 + m`, scaled alike), so that
-/// `hi + lo` is within about 0.1 ULP of `e^x` (for normal results). Callers that
-/// need the sigmoid to better than 1 ULP carry `lo` to first order.
+/// `e^x` for `x <= 88` (named for its main use, `x <= 0`) as an unevaluated sum
+/// `hi + lo`: `hi` is `e^x` rounded, `lo` its rounding error (the Fast2Sum residual
+/// of `1 + m`, scaled alike), so that `hi + lo` is within about 0.1 ULP of `e^x`
+/// (for normal results). Callers that need the sigmoid to better than 1 ULP carry
+/// `lo` to first order.
 #[inline(always)]
 pub(crate) fn exp_nonpositive_parts<V: SimdF32>(x: V) -> (V, V) {
     let (k, m) = exp_reduced(V::splat(-104.0).max(x));
@@ -152,26 +200,47 @@ pub(crate) fn ldexp_pair<V: SimdF32>(hi: V, lo: V, k: V) -> (V, V) {
     }
 }
 
-/// `e^x - 1` for `x <= 0` (the only use: the snippet's `1 - exp(-BCE)`), no
-/// cancellation for small |x|. Max error 1 ULP.
+/// `1 - e^-b` and `e^-b` for `b = b_hi + b_lo >= 0` (`|b_lo|` of rounding size), each
+/// as an unevaluated sum `(hi, lo)` within about 2^-35 relative: the snippet's
+/// `q = 1 - exp(-BCE)`, whose relative error `q^gamma` multiplies by gamma (a
+/// rounded `expm1` cost 8 units of 2^-24 at gamma 8; an independent audit).
+///
+/// `e^-b = 2^k (1 + m)` with `k = round(-b / ln 2)` (down to -150: `b` is clamped to
+/// 104, past which `e^-b` rounds to 0) and `m = e^r - 1`, `r` in hi + lo by
+/// Cody-Waite; `m = r + r^2/2 + r^3 d(r)` with the first two terms and `r^2`
+/// carried exactly, `d` the Taylor series to `r^6/9!` (truncation below
+/// `r^10/10! < 7e-12`). Then `q = -m` for `k = 0` (no cancellation), and
+/// `q = 1 - e^-b` by TwoSum below (`e^-b <= 0.71`). NaN `b` gives NaN.
 #[inline(always)]
-pub(crate) fn expm1_nonpositive<V: SimdF32>(x: V) -> V {
-    // Below -30, e^x < 2^-43 and e^x - 1 rounds to -1.
-    let x = V::splat(-30.0).max(x);
+pub(crate) fn one_minus_exp_neg<V: SimdF32>(b: V, b_lo: V) -> ((V, V), (V, V)) {
+    let one = V::splat(1.0);
+    let x = -V::splat(104.0).min(b);
     let k = (x * V::splat(LOG2E)).round();
-    let r = k.mul_add(V::splat(-LN2_HI), x);
-    let r = k.mul_add(V::splat(-LN2_LO), r);
-    // e^r - 1 = r + r^2 (1/2 + r/6 + ... + r^6/8!): Taylor, truncation < r^9/9! * e^r.
-    let p = r.mul_add(V::splat(1.0 / 40320.0), V::splat(1.0 / 5040.0));
-    let p = r.mul_add(p, V::splat(1.0 / 720.0));
-    let p = r.mul_add(p, V::splat(1.0 / 120.0));
-    let p = r.mul_add(p, V::splat(1.0 / 24.0));
-    let p = r.mul_add(p, V::splat(1.0 / 6.0));
-    let p = r.mul_add(p, V::splat(0.5));
-    let em = (r * r).mul_add(p, r);
-    let s = k.pow2i();
-    // e^x - 1 = 2^k (e^r - 1) + (2^k - 1); 2^k - 1 is exact for k in [-24, 0].
-    s.mul_add(em, s - V::splat(1.0))
+    // x - k LN2_HI is exact; the LN2_LO step's rounding goes to r_lo.
+    let (r, r_err) = two_sum(k.mul_add(V::splat(-LN2_HI), x), k * V::splat(-LN2_LO));
+    let r_lo = V::select(b.lt(V::splat(104.0)), r_err - b_lo, r_err);
+    let r2 = r * r;
+    let r2_err = two_prod_err(r, r, r2);
+    let d = r.mul_add(V::splat(1.0 / 362_880.0), V::splat(1.0 / 40320.0));
+    let d = r.mul_add(d, V::splat(1.0 / 5040.0));
+    let d = r.mul_add(d, V::splat(1.0 / 720.0));
+    let d = r.mul_add(d, V::splat(1.0 / 120.0));
+    let d = r.mul_add(d, V::splat(1.0 / 24.0));
+    let d = r.mul_add(d, V::splat(1.0 / 6.0));
+    let half = V::splat(0.5);
+    let (s, s_err) = two_sum(r, r2 * half);
+    let (m, m_err) = two_sum(s, r2 * (r * d));
+    // e^(r + r_lo) - 1 = m + (1 + r) r_lo to first order.
+    let m_lo = (s_err + m_err) + r2_err.mul_add(half, r.mul_add(r_lo, r_lo));
+    // Fast2Sum: 1 >= |m|.
+    let e1 = one + m;
+    let (e, e_lo) = ldexp_pair(e1, ((one - e1) + m) + m_lo, k);
+    let (q, q_err) = two_sum(one, -e);
+    let k0 = k.eq(V::splat(0.0));
+    // (0 - m: b = 0 gives q = +0, not -0.)
+    let zero = V::splat(0.0);
+    let q_lo = V::select(k0, zero - m_lo, q_err - e_lo);
+    ((V::select(k0, zero - m, q), q_lo), (e, e_lo))
 }
 
 /// `ln(1 + f) - f` for `f` in `[-0.25, 0.5]`, fdlibm's arrangement

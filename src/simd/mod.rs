@@ -135,7 +135,7 @@ pub(crate) unsafe trait SimdF32:
     fn exp(self) -> Self {
         math::exp(self)
     }
-    /// `e^self` for `self <= 0` as `(hi, lo)`; see [`math::exp_nonpositive_parts`].
+    /// `e^self` for `self <= 88` as `(hi, lo)`; see [`math::exp_nonpositive_parts`].
     #[inline(always)]
     fn exp_nonpositive_parts(self) -> (Self, Self) {
         math::exp_nonpositive_parts(self)
