@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Fuzzing step of CI (.ci/run calls it): builds every cargo-fuzz target, replays the
 # committed corpus (fuzz/corpus/<target>, -runs=0), then fuzzes each target for
-# FUZZ_SECONDS (default 60) starting from that corpus, one job (no -fork), one
+# FUZZ_SECONDS (default 30) starting from that corpus, one job (no -fork), one
 # target after another. Any finding (panic of an
 # oracle, AddressSanitizer report, timeout, OOM) fails the step; the log then shows
 # the reproducer's path and the case as Rust source (`cargo fuzz fmt`), ready to
 # paste into tests/fuzz_regressions.rs.
 #
 # Usage: scripts/fuzz-ci.sh [TARGET...]      (default: every target)
-# Env:   FUZZ_SECONDS  seconds of fuzzing per target (default 60; 0: replay only)
+# Env:   FUZZ_SECONDS  seconds of fuzzing per target (default 30; 0: replay only)
 #        FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (10)
 #        FUZZ_SEED     libFuzzer's -seed (default 1; "random" for a new one each run)
 #
 # The fixed seed makes a CI run repeatable: from a fresh clone (the committed corpus,
 # an empty corpus-run/) a run explores the inputs of the previous one, so a green
-# run on one machine is green on another that gets as far in its 60 s, and a
+# run on one machine is green on another that gets as far in its 30 s, and a
 # finding reproduces. Exploring new inputs is the job of scripts/fuzz-long.sh
 # (random seeds, many minutes), whose findings become regression tests.
 #
@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 FUZZ_SEED=${FUZZ_SEED:-1}
 SEED_ARGS=()
