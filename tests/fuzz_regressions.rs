@@ -634,6 +634,25 @@ fn sigmoid_soft_tiny_target_at_minus_infinity_is_nan() {
     must_pass(&case, case.check());
 }
 
+/// Found by an edge grid on an uncommitted change (2026-12-01) that shared one `1/q`
+/// between the soft kernels' quotients: torchvision's `q = p (1 - t) + (1 - p) t`
+/// is subnormal at x = -89 with t = 2^-149 (p = 2.2e-39), `1/q` overflowed to inf,
+/// and `q_lo * (1/q)` made the general power NaN (gamma 1e-30, every backend).
+/// The quotients divide by `q` itself.
+#[test]
+fn sigmoid_soft_subnormal_q_quotients_are_finite() {
+    let case = SigmoidCase {
+        gamma: f(0x0da24260), /* 1e-30 */
+        alpha: Alpha::Off,
+        soft: SoftTargets::Torchvision,
+        reduction: Reduction::Sum,
+        offsets: [0, 0, 0],
+        logits: fs(&[0xc2b20000, 0xd01502f9]), /* [-89, -1e10] */
+        targets: fs(&[0x00000001, 0x00000001]), /* [2^-149, 2^-149] */
+    };
+    must_pass(&case, case.check());
+}
+
 /// Same input family as the test above, at the finite end (logit -f32::MAX), on
 /// every backend. Bug: the loss is 0 where the exact value is 2^-142 ~ 1.8e-43
 /// (96 times 2^-149; the documented bound is 16 ULP with an absolute floor of 2^-149

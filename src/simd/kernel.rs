@@ -141,13 +141,7 @@ fn exp_neg_frac_softplus<V: SimdF32>(f: V, zpos: V, l: V) -> V {
 /// carried in hi + lo; where `q^gamma < 2^-55` it adds `64 ln 2` to the exponent
 /// (`shift = 64`) so that the caller can multiply by a large BCE first.
 #[inline(always)]
-fn pow_soft<V: SimdF32, const G: u32>(
-    q: V,
-    q_lo: V,
-    inv_q: V,
-    n: u32,
-    sp: &Splats<V>,
-) -> (V, V, V) {
+fn pow_soft<V: SimdF32, const G: u32>(q: V, q_lo: V, n: u32, sp: &Splats<V>) -> (V, V, V) {
     if G != GENERAL {
         let (hi, lo) = powi_pair_parts(q, q_lo, G);
         return (hi, lo, sp.zero);
@@ -159,7 +153,7 @@ fn pow_soft<V: SimdF32, const G: u32>(
     }
     let (h, l) = ln_hilo(q);
     // ln(q + q_lo) = ln q + q_lo / q to first order.
-    let l = V::select(sp.zero.lt(q), q_lo.mul_add(inv_q, l), l);
+    let l = V::select(sp.zero.lt(q), l + q_lo / q, l);
     let a = sp.gamma * h;
     let a_lo = two_prod_err(sp.gamma, h, a);
     let (s, s_err) = two_sum(a, sp.gamma * l);
@@ -312,8 +306,7 @@ fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
     let mut grad = qg * inner * V::select(pos, sp.ga_pos, sp.ga_neg);
 
     if SOFT != HARD {
-        let (soft_loss, soft_grad) =
-            soft::<V, G>(sp, n, SOFT == SOFT_TORCHVISION, x, t, &s1);
+        let (soft_loss, soft_grad) = soft::<V, G>(sp, n, SOFT == SOFT_TORCHVISION, x, t, &s1);
         let hard = V::or(t.eq(sp.one), t.eq(sp.zero));
         loss = V::select(hard, loss, soft_loss);
         grad = V::select(hard, grad, soft_grad);
@@ -384,8 +377,7 @@ fn soft<V: SimdF32, const G: u32>(
     // p - t = (1 - t) - pm, from the exact 1 - t and the small pm.
     let (pmt, pmt_err) = two_sum(V::select(xneg, p, omt), -V::select(xneg, t, pm));
     let pmt_lo = pmt_err + V::select(xneg, p_lo, omt_lo - pm_lo);
-    // (One division: 1/q serves the quotients below and `pow_soft`'s q_lo / q.)
-    let (q, q_lo, inv_q, r, r_lo) = if torchvision {
+    let (q, q_lo, r, r_lo) = if torchvision {
         // q = (1-p) t + p (1-t): non-negative terms; dq/dx = p (1-p) (1-2t);
         // q >= min(t, 1-t) > 0 and |dq/dx / q| <= 2, so BCE (dq/dx) / q is
         // bounded (BCE grows like |x|, p (1-p) decays like e^-|x|).
@@ -401,10 +393,9 @@ fn soft<V: SimdF32, const G: u32>(
         // 1 - 2t exactly (2t is exact).
         let (o, o_lo) = two_sum(sp.one, t * V::splat(-2.0));
         let (dq, dq_lo) = mul_pair(pp, pp_lo, o, o_lo);
-        let inv_q = sp.one / q;
-        let (ratio, ratio_lo) = div_pair(dq, dq_lo, q, q_lo, inv_q);
+        let (ratio, ratio_lo) = div_pair(dq, dq_lo, q, q_lo);
         let (r, r_lo) = mul_pair(bce_c, bce_lo, ratio, ratio_lo);
-        (q, q_lo, inv_q, r, r_lo)
+        (q, q_lo, r, r_lo)
     } else {
         // q = 1 - exp(-BCE); dq/dx = exp(-BCE) (p - t), and BCE exp(-BCE) <= 1/e
         // stays finite. Both in hi + lo: q^gamma multiplies q's relative error by
@@ -420,13 +411,12 @@ fn soft<V: SimdF32, const G: u32>(
         // did not: gamma 8.6e9, t = 9.6e-38, x = -2.8e38 lost the gamma term, half
         // of the gradient; a fuzz finding).
         let (n, n_lo) = mul_pair(bce_c, bce_lo, ex, ex_lo);
-        let inv_q = sp.one / q;
-        let (r, r_lo) = div_pair(n, n_lo, q, q_lo, inv_q);
+        let (r, r_lo) = div_pair(n, n_lo, q, q_lo);
         let pos = sp.zero.lt(q);
         let (r, r_lo) = (V::select(pos, r, sp.zero), V::select(pos, r_lo, sp.zero));
-        (q, q_lo, inv_q, r, r_lo)
+        (q, q_lo, r, r_lo)
     };
-    let (qg, qg_lo, shift) = pow_soft::<V, G>(q, q_lo, inv_q, n, sp);
+    let (qg, qg_lo, shift) = pow_soft::<V, G>(q, q_lo, n, sp);
     // alpha_t = a t + (1-a)(1-t), and times the reduction's scale for the gradient:
     // two non-negative terms (no cancellation when alpha_t is small); exactly the
     // weight when both weights are equal (Off, Uniform).

@@ -74,13 +74,14 @@ fn dekker_prod_err_finite<V: SimdF32>(a: V, b: V, p: V) -> V {
     finite_or_zero(dekker_prod_err(a, b, p))
 }
 
-/// `(n + nl) / (d + dl)` as an unevaluated sum, from `inv_d = 1 / d` (shared by the
-/// caller's quotients: one division): `n inv_d`, within about 1 ULP, and its
-/// correction to first order from the exact remainder (`d > 0`).
+/// `(n + nl) / (d + dl)` as an unevaluated sum: the rounded quotient and, from its
+/// exact remainder, the correction to first order (`d > 0`). (Two divisions: with
+/// one shared `1 / d`, a subnormal `d` made the reciprocal infinite and the
+/// correction NaN.)
 #[inline(always)]
-pub(crate) fn div_pair<V: SimdF32>(n: V, nl: V, d: V, dl: V, inv_d: V) -> (V, V) {
-    let r = n * inv_d;
-    (r, (fms_exact(r, d, n) + nl - r * dl) * inv_d)
+pub(crate) fn div_pair<V: SimdF32>(n: V, nl: V, d: V, dl: V) -> (V, V) {
+    let r = n / d;
+    (r, (fms_exact(r, d, n) + nl - r * dl) / d)
 }
 
 /// `lo` where it is finite, else 0: for the low parts of unevaluated sums, which an
