@@ -820,10 +820,11 @@ fn regression_soft_gradient_is_finite_at_huge_logits() {
     assert_no_errors(errors);
 }
 
-/// The snippet's soft-target gradient for large BCE: `expm1_nonpositive` clamps its
-/// argument at -30 and returns e^-30 as `exp(-BCE)`, so the term
-/// `gamma q^(gamma-1) exp(-BCE) (p - t) BCE` grows like 1e-13 BCE instead of
-/// vanishing (x = 1e20, t = 0.1, gamma = 0.5: about 3.8e6 instead of 0.9).
+/// The snippet's soft-target gradient for large BCE: an early `expm1_nonpositive`
+/// (since replaced by `one_minus_exp_neg`) clamped its argument at -30 and returned
+/// e^-30 as `exp(-BCE)`, so the term `gamma q^(gamma-1) exp(-BCE) (p - t) BCE` grew
+/// like 1e-13 BCE instead of vanishing (x = 1e20, t = 0.1, gamma = 0.5: about 3.8e6
+/// instead of 0.9).
 #[test]
 fn regression_snippet_soft_gradient_at_large_bce() {
     let mut errors = Vec::new();
