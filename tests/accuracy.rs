@@ -794,43 +794,7 @@ fn audit_soft_cases() {
             0x3481_9da1,
         ),
     ];
-    let mut broken = Vec::new();
-    for backend in Backend::available() {
-        for &(soft, gamma, alpha, x_bits, t_bits) in &cases {
-            let (x, t) = ([f(x_bits)], [f(t_bits)]);
-            let r = reference::focal(
-                f64::from(x[0]),
-                f64::from(t[0]),
-                f64::from(gamma),
-                alpha,
-                soft,
-            );
-            let fl = focal_on(backend, gamma, alpha, soft);
-            let (mut loss, mut grad) = ([0.0f32], [0.0f32]);
-            fl.loss(&x, &t, &mut loss).expect("valid call");
-            fl.grad(&x, &t, &mut grad).expect("valid call");
-            for (what, got, want, scale) in [
-                ("loss", loss[0], r.loss, r.loss),
-                ("grad", grad[0], r.grad, r.grad_scale),
-            ] {
-                let err = ulp_error(got, want, scale);
-                if !within(err, focal_bar(gamma)) {
-                    broken.push(format!(
-                        "[{}] {soft:?} {what} gamma {gamma} {alpha:?} x = {:e} ({x_bits:#010x}) \
-                         t = {:e} ({t_bits:#010x}): got {got:e}, reference {want:e}, {err:.2} ULP",
-                        backend.name(),
-                        x[0],
-                        t[0]
-                    ));
-                }
-            }
-        }
-    }
-    assert!(
-        broken.is_empty(),
-        "soft audit cases above their bars:\n{}",
-        broken.join("\n")
-    );
+    assert_audit_cases(&cases);
 }
 
 /// Inputs of an independent audit (2026-12-01) that broke the bars before the
@@ -884,29 +848,49 @@ fn audit_cases() {
             1.0,
         ),
     ];
+    let cases = cases.map(|(gamma, alpha, bits, t)| {
+        (
+            SoftTargets::Torchvision,
+            gamma,
+            alpha,
+            bits,
+            f32::to_bits(t),
+        )
+    });
+    assert_audit_cases(&cases);
+}
+
+/// Loss and gradient of each case (form, gamma, alpha, x bits, t bits) on every
+/// backend within its bar (gradients in ULP of the cancelling terms' size).
+fn assert_audit_cases(cases: &[(SoftTargets, f32, Alpha, u32, u32)]) {
+    let f = f32::from_bits;
     let mut broken = Vec::new();
     for backend in Backend::available() {
-        for &(gamma, alpha, bits, t) in &cases {
-            let x = [f32::from_bits(bits)];
+        for &(soft, gamma, alpha, x_bits, t_bits) in cases {
+            let (x, t) = ([f(x_bits)], [f(t_bits)]);
             let r = reference::focal(
                 f64::from(x[0]),
-                f64::from(t),
+                f64::from(t[0]),
                 f64::from(gamma),
                 alpha,
-                SoftTargets::Torchvision,
+                soft,
             );
-            let fl = focal_on(backend, gamma, alpha, SoftTargets::Torchvision);
+            let fl = focal_on(backend, gamma, alpha, soft);
             let (mut loss, mut grad) = ([0.0f32], [0.0f32]);
-            fl.loss(&x, &[t], &mut loss).expect("valid call");
-            fl.grad(&x, &[t], &mut grad).expect("valid call");
-            for (what, got, want) in [("loss", loss[0], r.loss), ("grad", grad[0], r.grad)] {
-                let err = ulp_error(got, want, want);
+            fl.loss(&x, &t, &mut loss).expect("valid call");
+            fl.grad(&x, &t, &mut grad).expect("valid call");
+            for (what, got, want, scale) in [
+                ("loss", loss[0], r.loss, r.loss),
+                ("grad", grad[0], r.grad, r.grad_scale),
+            ] {
+                let err = ulp_error(got, want, scale);
                 if !within(err, focal_bar(gamma)) {
                     broken.push(format!(
-                        "[{}] {what} gamma {gamma} {alpha:?} x = {:e} ({bits:#010x}) t = {t}: \
-                         got {got:e}, reference {want:e}, {err:.2} ULP",
+                        "[{}] {soft:?} {what} gamma {gamma} {alpha:?} x = {:e} ({x_bits:#010x}) \
+                         t = {:e} ({t_bits:#010x}): got {got:e}, reference {want:e}, {err:.2} ULP",
                         backend.name(),
-                        x[0]
+                        x[0],
+                        t[0]
                     ));
                 }
             }

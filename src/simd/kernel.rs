@@ -382,11 +382,7 @@ fn soft<V: SimdF32, const G: u32>(
         // q >= min(t, 1-t) > 0 and |dq/dx / q| <= 2, so BCE (dq/dx) / q is
         // bounded (BCE grows like |x|, p (1-p) decays like e^-|x|).
         // q in hi + lo: exact products and sum, plus the tails of p, 1-p, 1-t.
-        let a = pm * t;
-        let b = p * omt;
-        let (q, e1) = two_sum(a, b);
-        let tail = pm_lo.mul_add(t, p_lo.mul_add(omt, p * omt_lo));
-        let q_lo = e1 + (two_prod_err(pm, t, a) + two_prod_err(p, omt, b)) + tail;
+        let (q, q_lo) = weight(pm, pm_lo, p, p_lo, t, omt, omt_lo);
         // r = BCE (dq/dx) / q, with dq/dx / q formed first (BCE dq/dx
         // underflows where the ratio does not: tiny t at x ~ -60).
         let (pp, pp_lo) = mul_pair(p, p_lo, pm, pm_lo);
@@ -499,7 +495,8 @@ fn soft<V: SimdF32, const G: u32>(
 }
 
 /// `w_pos t + w_neg (1 - t)` as `(hi, lo)`, the weights and `1 - t` given as
-/// `hi + lo`: exact products, TwoSum, the tails to first order.
+/// `hi + lo`: exact products, TwoSum, the tails to first order. (alpha_t, and
+/// torchvision's `q = (1-p) t + p (1-t)`.)
 #[inline(always)]
 fn weight<V: SimdF32>(
     w_pos: V,
