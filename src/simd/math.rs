@@ -194,7 +194,8 @@ fn reduce_exp_arg<V: SimdF32>(x: V) -> (V, V, V) {
 /// only `r^2 p` (below 0.061) is rounded. (Rounding `r` and `m` to f32, as `exp`
 /// does, left 1.1 units, which gamma 7.5 made 7-9 ULP on the vector backends
 /// against 3 on the scalar one, whose pair comes from libm's f64 `exp`.)
-#[inline(always)]
+#[cfg_attr(not(compact), inline(always))]
+#[cfg_attr(compact, inline(never))]
 pub(crate) fn exp_nonpositive_parts<V: SimdF32>(x: V) -> (V, V) {
     let (k, r, r_lo) = reduce_exp_arg(V::splat(-104.0).max(x));
     let r2 = r * r;
@@ -304,7 +305,8 @@ pub(crate) fn log1p_small_tail<V: SimdF32>(f: V) -> V {
 /// whole vector allowed it, was slower once the kernels were software-pipelined:
 /// on logits where a third of the vectors mix both kinds, the mispredicted branch
 /// cost more than the division it saved; see `kernel::focal`.)
-#[inline(always)]
+#[cfg_attr(not(compact), inline(always))]
+#[cfg_attr(compact, inline(never))]
 pub(crate) fn log1p_unit_parts<V: SimdF32>(a: V) -> (V, V) {
     // 1 + a = 2^k (1 + f): k = 0, f = a for a < 0.5 (exact, no rounding of 1 + a);
     // k = 1, f = (a - 1)/2 in [-0.25, 0] for a >= 0.5 (exact by Sterbenz).
@@ -380,11 +382,27 @@ pub(crate) fn sqrt_hilo<V: SimdF32>(q0: V, q: V, q_lo: V) -> V {
 }
 
 /// `e^(hi + lo)` for an exponent carried as an unevaluated sum with |lo| << 1 ulp
-/// of hi: `e^hi (1 + lo)`.
+/// of hi: `e^hi (1 + lo)`. Compact builds take [`exp_hilo_pair`] instead: libm's
+/// `expf` would be 460 bytes of flash that nothing else uses there.
 #[inline(always)]
 pub(crate) fn exp_hilo<V: SimdF32>(hi: V, lo: V) -> V {
-    let e = hi.exp();
-    e.mul_add(lo, e)
+    if cfg!(compact) {
+        exp_hilo_pair(hi, lo)
+    } else {
+        let e = hi.exp();
+        e.mul_add(lo, e)
+    }
+}
+
+/// [`exp_hilo`] from the out-of-line [`exp_nonpositive_parts`] (`+inf` past 88.72,
+/// 0 below -104, NaN for NaN): `(e + e_lo)(1 + lo)`, rounded once, within
+/// 0.64 ULP from `hi = -80` up and 1 ULP below (the test below).
+#[inline(always)]
+fn exp_hilo_pair<V: SimdF32>(hi: V, lo: V) -> V {
+    // Clamped as `exp` clamps (keeping NaN): the pair is for arguments up to 88.7.
+    let (e, e_lo) = exp_nonpositive_parts(V::splat(89.0).min(hi));
+    // Past 88.72, e = inf and inf * 0 would make the correction NaN.
+    e + finite_or_zero(e.mul_add(lo, e_lo))
 }
 
 /// The pieces of the logistic function at `|x|` shared by softplus, sigmoid and the
@@ -531,6 +549,48 @@ mod tests {
             .fold(0.0f64, f64::max);
         let units = worst / 2f64.powi(-24);
         assert!(units < 0.15, "e^x pair: {units} units of 2^-24");
+    }
+
+    /// `exp_hilo_pair` (the compact builds' `exp_hilo`, run here on the scalar
+    /// backend's arithmetic) against libm's f64 `exp` of `hi + lo`, `hi` from -87
+    /// to 88.72 with `lo` up to half an ULP of `hi` of either sign, in ULP of the
+    /// result: below 0.64 from -80 up (the rounding, plus the pair's 0.136 units of
+    /// 2^-24 where the mantissa is near 1; measured 0.59) and below 1 down to -87,
+    /// where the pair's low part is subnormal (libm's `expf` promises 1 ULP). At
+    /// the ends: `+inf` past 88.73, subnormals and then 0 down to and below -104,
+    /// NaN for NaN.
+    #[test]
+    #[cfg_attr(miri, ignore = "arithmetic only (no unsafe): minutes interpreted")]
+    fn exp_hilo_pair_within_its_bound() {
+        let (mut worst, mut worst_low) = (0.0f64, 0.0f64);
+        for i in 0..=200_000 {
+            let hi = -87.0 + i as f32 * (175.72 / 200_000.0);
+            let half = (f32::from_bits(hi.abs().to_bits() + 1) - hi.abs()) / 2.0;
+            for lo in [0.0, half, -half, half / 3.0] {
+                let got = exp_hilo_pair::<f32>(hi, lo);
+                let want = libm::exp(f64::from(hi) + f64::from(lo));
+                let ulp = f64::from(f32::from_bits((want as f32).to_bits() + 1) - want as f32);
+                let err = (f64::from(got) - want).abs() / ulp;
+                if hi >= -80.0 {
+                    worst = worst.max(err);
+                } else {
+                    worst_low = worst_low.max(err);
+                }
+            }
+        }
+        assert!(worst < 0.64, "e^(hi + lo), hi >= -80: {worst} ULP");
+        assert!(worst_low < 1.0, "e^(hi + lo), hi < -80: {worst_low} ULP");
+        assert_eq!(exp_hilo_pair::<f32>(88.73, 0.0), f32::INFINITY);
+        assert_eq!(exp_hilo_pair::<f32>(f32::MAX, 0.0), f32::INFINITY);
+        let tiny = exp_hilo_pair::<f32>(-100.0, 0.0);
+        let want = libm::exp(-100.0) as f32;
+        assert!(
+            tiny.is_subnormal() && (tiny - want).abs() <= f32::from_bits(1),
+            "{tiny:e}"
+        );
+        assert_eq!(exp_hilo_pair::<f32>(-104.0, 0.0), 0.0);
+        assert_eq!(exp_hilo_pair::<f32>(f32::NEG_INFINITY, 0.0), 0.0);
+        assert!(exp_hilo_pair::<f32>(f32::NAN, 0.0).is_nan());
     }
 
     #[test]
