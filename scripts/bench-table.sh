@@ -14,6 +14,9 @@
 #   scripts/bench-table.sh --no-run     rebuild the table from the last run's results
 #   scripts/bench-table.sh --softmax [--no-run | FILTER...]
 #                                       the softmax table (a full run takes a few minutes)
+#   SPEED_TABLE_SECTION=NAME scripts/bench-table.sh ...
+#                                       the sigmoid table into README's section NAME
+#                                       (<!-- NAME:start -->): a second machine's table
 #
 # Needs bash, cargo and python3 (standard library only).
 set -euo pipefail
@@ -161,6 +164,6 @@ if others:
     text += ("\n<details><summary>Mean loss (<code>loss_reduced</code>) and elementwise loss "
              "(<code>loss</code>)</summary>\n\n" + HEADER + others + "\n</details>\n")
 
-replace_section(readme_path, "speed-table", text, table_path)
+replace_section(readme_path, os.environ.get("SPEED_TABLE_SECTION", "speed-table"), text, table_path)
 print(f"wrote {table_path} and the speed table of {readme_path}")
 EOF

@@ -793,7 +793,7 @@ pub(crate) fn focal_dispatch<V: SimdF32>(
     // gets its own kernel, every other gamma the general one, whose integer branch
     // multiplies pairs as the integer kernels do. All six kinds for both soft forms
     // were 12 of the 18 kernels per backend and doubled the crate's build time
-    // (87 -> 39 s, release, Zen 3) for 10-15% on soft targets at gamma 3 and 4.
+    // (87 s, now 40, release, Zen 3); soft targets at gamma 3 lost up to 13%.
     #[cfg(not(compact))]
     macro_rules! soft_by_gamma {
         ($soft:expr) => {
