@@ -149,8 +149,9 @@ impl Focal {
         if cfg!(compact) {
             return None;
         }
+        // For Mean, no value besides 0 and 1: NaN equals no target.
         let accept = if reduction == Some(Reduction::Mean) {
-            0.0
+            f32::NAN
         } else {
             IGNORE
         };

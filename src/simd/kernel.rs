@@ -45,8 +45,8 @@ pub(crate) struct Coeffs {
     pub ga_pos_lo: f32,
     pub ga_neg_lo: f32,
     /// The target value that the hard kernels accept besides 0 and 1: -1 (the
-    /// ignore label) normally, 0 (none) for a speculative `Mean`, whose scale
-    /// assumed that no element is ignored. See [`focal`].
+    /// ignore label) normally, NaN (none: no target equals it) for a speculative
+    /// `Mean`, whose scale assumed that no element is ignored. See [`focal`].
     pub hard_accept: f32,
 }
 
@@ -198,12 +198,15 @@ fn exp_product_of_powers<V: SimdF32>(q: V, q_lo: V, b: V, b_lo: V, g: V) -> V {
 }
 
 /// What [`element`] computes from the logit alone: the logistic pieces and
-/// `ln(1 + e^-|x|)` in hi + lo (the stages of the software pipeline in `focal`).
+/// `ln(1 + e^-|x|)` in hi + lo and rounded (the stages of the software pipeline in
+/// `focal`). The hard kernels read only `l`: one value carried from stage to stage
+/// instead of two (registers are what the AVX2 pipeline runs short of).
 #[derive(Clone, Copy)]
 struct Stage1<V> {
     lg: Logistic<V>,
     l_hi: V,
     l_lo: V,
+    l: V,
 }
 
 /// Pipeline stage 0: `e^-|x|` as `e + el`.
@@ -224,26 +227,43 @@ fn stage1<V: SimdF32>(x: V) -> Stage1<V> {
 fn stage1e<V: SimdF32>(e: V, el: V) -> Stage1<V> {
     let lg = logistic_from_exp(e, el);
     let (l_hi, l_lo) = log1p_exp_neg_abs(&lg);
-    Stage1 { lg, l_hi, l_lo }
+    Stage1 {
+        lg,
+        l_hi,
+        l_lo,
+        l: l_hi + l_lo,
+    }
 }
 
-/// Loss and gradient (`d loss / d x`, times the reduction's scale) of one vector.
+/// Loss and gradient (`d loss / d x`, times the reduction's scale) of one vector;
+/// 0 in the lanes whose target is `ignore` (see [`element2`]).
 #[inline(always)]
-fn element<V: SimdF32, const G: u32, const SOFT: u8>(sp: &Splats<V>, n: u32, x: V, t: V) -> (V, V) {
-    element2::<V, G, SOFT>(sp, n, x, t, stage1(x))
+fn element<V: SimdF32, const G: u32, const SOFT: u8>(
+    sp: &Splats<V>,
+    n: u32,
+    x: V,
+    t: V,
+    ignore: V,
+) -> (V, V) {
+    element2::<V, G, SOFT>(sp, n, x, t, ignore, stage1(x))
 }
 
 /// The rest of [`element`] (pipeline stage 2), from the [`Stage1`] pieces of `x`.
+///
+/// `ignore` is the ignore label, -1, or the hard kernels' `accept` value, which is
+/// -1 or a NaN that no target equals (a speculative `Mean`, where a -1 target
+/// stops the kernel before it counts): then the comparison is the one that the
+/// target check has made already.
 #[inline(always)]
 fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
     sp: &Splats<V>,
     n: u32,
     x: V,
     t: V,
+    ignore: V,
     s1: Stage1<V>,
 ) -> (V, V) {
-    let Stage1 { lg, l_hi, l_lo } = s1;
-    let l = l_hi + l_lo;
+    let Stage1 { lg, l, .. } = s1;
 
     // Hard targets: z = s x with s = 2t - 1; q = 1 - p_t = sigmoid(-z) never by
     // subtraction, L = BCE = softplus(-z).
@@ -252,7 +272,9 @@ fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
     let zneg = z.lt(sp.zero);
     let q = V::select(zneg, lg.big, lg.small);
     let omq = V::select(zneg, lg.small, lg.big);
-    let bce = (pos_part(-z) + l_hi) + l_lo;
+    // Two terms of one sign: within 0.5 ULP of BCE plus l's rounding (0.5 ULP of
+    // l <= BCE).
+    let bce = pos_part(-z) + l;
     // q's rounding error (first order): the powers from gamma 3 on carry it, and
     // their products' errors, in hi + lo (`powi_pair`); unused (and not computed)
     // for gamma <= 2, whose plain q^2 stays inside the bound.
@@ -301,7 +323,14 @@ fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
         q
     } else {
         let bce_c = V::splat(f32::MAX).min(bce);
-        (sp.gamma * omq).mul_add(bce_c, q)
+        // The integer kinds' gamma is a constant: 1 * omq and 2 * omq (an addition)
+        // cost no multiplication.
+        let gamma = if G == GENERAL {
+            sp.gamma
+        } else {
+            V::splat(G as f32)
+        };
+        (gamma * omq).mul_add(bce_c, q)
     };
     let mut grad = qg * inner * V::select(pos, sp.ga_pos, sp.ga_neg);
 
@@ -312,7 +341,7 @@ fn element2<V: SimdF32, const G: u32, const SOFT: u8>(
         grad = V::select(hard, grad, soft_grad);
     }
 
-    let ignored = t.eq(V::splat(-1.0));
+    let ignored = t.eq(ignore);
     (
         V::select(ignored, sp.zero, loss),
         V::select(ignored, sp.zero, grad),
@@ -342,7 +371,7 @@ fn soft<V: SimdF32, const G: u32>(
     t: V,
     s1: &Stage1<V>,
 ) -> (V, V) {
-    let Stage1 { lg, l_hi, l_lo } = *s1;
+    let Stage1 { lg, l_hi, l_lo, .. } = *s1;
     let xneg = x.lt(sp.zero);
     let p = V::select(xneg, lg.small, lg.big);
     let pm = V::select(xneg, lg.big, lg.small);
@@ -606,6 +635,9 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
     out: &mut [f32],
 ) -> Option<f64> {
     let accept = V::splat(c.hard_accept);
+    // The label whose lanes give 0 in the full vectors: for the hard kernels the
+    // value that their check compares with already (see `element2`).
+    let ignore = if SOFT == HARD { accept } else { V::splat(-1.0) };
     let writes = !matches!(mode, Mode::Sum);
     let len = if writes {
         x.len().min(t.len()).min(out.len())
@@ -669,8 +701,8 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
                 ea = stage0(ld(i + 4 * V::LANES));
                 eb = stage0(ld(i + 5 * V::LANES));
             }
-            let (la, ga) = element2::<V, G, SOFT>(&sp, c.n, ld(i), ta, cpa);
-            let (lb, gb) = element2::<V, G, SOFT>(&sp, c.n, ld(i + V::LANES), tb, cpb);
+            let (la, ga) = element2::<V, G, SOFT>(&sp, c.n, ld(i), ta, ignore, cpa);
+            let (lb, gb) = element2::<V, G, SOFT>(&sp, c.n, ld(i + V::LANES), tb, ignore, cpb);
             // SAFETY: i + 2 LANES <= len <= out.len() when the mode writes.
             unsafe {
                 emit(mode, &mut sum, &mut sum2, out, i, la, ga);
@@ -695,7 +727,7 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
             if i + 3 * V::LANES <= len {
                 e1 = stage0(ld(i + 2 * V::LANES));
             }
-            let (loss, grad) = element2::<V, G, SOFT>(&sp, c.n, ld(i), tv, cp);
+            let (loss, grad) = element2::<V, G, SOFT>(&sp, c.n, ld(i), tv, ignore, cp);
             // SAFETY: i + LANES <= len <= out.len() when the mode writes.
             unsafe { emit(mode, &mut sum, &mut sum2, out, i, loss, grad) };
             i += V::LANES;
@@ -707,7 +739,7 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
         if SOFT == HARD && !hard_targets(tv, accept) {
             return None;
         }
-        let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv);
+        let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv, ignore);
         // SAFETY: i + LANES <= len <= out.len() when the mode writes.
         unsafe { emit(mode, &mut sum, &mut sum2, out, i, loss, grad) };
         i += V::LANES;
@@ -731,7 +763,9 @@ pub(crate) fn focal<V: SimdF32, const G: u32, const SOFT: u8>(
                 return None;
             }
         }
-        let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv);
+        // (Padding lanes hold -1 and real -1 targets passed the check: -1 is the
+        // label to zero here.)
+        let (loss, grad) = element::<V, G, SOFT>(&sp, c.n, xv, tv, V::splat(-1.0));
         if sums {
             sum.add(loss);
         }

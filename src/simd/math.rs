@@ -454,8 +454,9 @@ pub(crate) fn logistic_from_exp<V: SimdF32>(e: V, el: V) -> Logistic<V> {
     // 1 - big0 d and e - small0 d are exact with FMA.
     let big_rem = fms_exact(big0, d, one);
     let small_rem = fms_exact(small0, d, e) + el;
-    let big_x = big_rem - big0 * derr;
-    let small_x = small_rem - small0 * derr;
+    // (Each an FMA: one rounding, one instruction.)
+    let big_x = derr.mul_add(-big0, big_rem);
+    let small_x = derr.mul_add(-small0, small_rem);
     let big_c = big0 * big_x;
     let small_c = big0 * small_x;
     // The corrected quotients with one rounding (an FMA: one latency step fewer);
@@ -500,7 +501,9 @@ pub(crate) fn log1p_exp_neg_abs<V: SimdF32>(lg: &Logistic<V>) -> (V, V) {
 #[inline(always)]
 pub(crate) fn softplus<V: SimdF32>(x: V) -> V {
     let (hi, lo) = logistic_l(x);
-    (pos_part(x) + hi) + lo
+    // As the hard kernels form BCE (`kernel::element2`): gamma 0 gives softplus
+    // bit for bit.
+    pos_part(x) + (hi + lo)
 }
 
 /// `log_sigmoid(x) = min(x, 0) - log1p(e^-|x|)`. Max error 2 ULP.
