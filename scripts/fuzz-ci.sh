@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzing step of CI (.ci/run calls it): builds every cargo-fuzz target, replays the
 # committed corpus (fuzz/corpus/<target>, -runs=0), then fuzzes each target for
-# FUZZ_SECONDS (default 30) starting from that corpus, one job (no -fork), one
-# target after another. Any finding (panic of an
+# FUZZ_SECONDS (default 30) starting from that corpus, one job (no -fork) per
+# target, FUZZ_JOBS (2) targets at a time. Any finding (panic of an
 # oracle, AddressSanitizer report, timeout, OOM) fails the step; the log then shows
 # the reproducer's path and the case as Rust source (`cargo fuzz fmt`), ready to
 # paste into tests/fuzz_regressions.rs.
@@ -10,6 +10,7 @@
 # Usage: scripts/fuzz-ci.sh [TARGET...]      (default: every target)
 # Env:   FUZZ_SECONDS  seconds of fuzzing per target (default 30; 0: replay only)
 #        FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (10)
+#        FUZZ_JOBS     targets fuzzed at the same time (2)
 #        FUZZ_SEED     libFuzzer's -seed (default 1; "random" for a new one each run)
 #
 # The fixed seed makes a CI run repeatable: from a fresh clone (the committed corpus,
@@ -26,6 +27,7 @@ cd "$(dirname "$0")/../fuzz"
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
+FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_SEED=${FUZZ_SEED:-1}
 SEED_ARGS=()
 [ "$FUZZ_SEED" = random ] || SEED_ARGS=(-seed="$FUZZ_SEED")
@@ -54,9 +56,6 @@ artifacts_of() {
   find "artifacts/$1" -maxdepth 1 -type f 2>/dev/null | sort || true
 }
 
-FAILED=()
-SUMMARY=()
-
 # report TARGET BEFORE-LIST: prints every new artifact as a reproducer.
 report() {
   local t=$1 before=$2 f found=0
@@ -80,23 +79,25 @@ stat() {
   { grep -m1 "^stat::$1:" "$2" || true; } | awk '{print $2}'
 }
 
-for t in "${TARGETS[@]}"; do
+# One target: replay, then fuzz. Its output goes to stdout (a log file, below); its
+# summary line to $WORK/$t.summary, and "FAILED <why>" there when it fails.
+fuzz_target() {
+  local t=$1 before log rc execs rate cov
   echo
   echo "=== $t: replay of the committed corpus ($(find "corpus/$t" -type f | wc -l) seeds)"
   before=$(artifacts_of "$t")
   if ! run cargo +nightly fuzz run "$t" "corpus/$t" -- -runs=0 -timeout="$FUZZ_TIMEOUT"; then
     report "$t" "$before" || echo "=== $t: the replay failed without an artifact (build error?)"
-    FAILED+=("$t (corpus replay)")
-    continue
+    echo "FAILED $t (corpus replay)" >"$WORK/$t.summary"
+    return 1
   fi
-  [ "$FUZZ_SECONDS" -gt 0 ] || continue
+  [ "$FUZZ_SECONDS" -gt 0 ] || return 0
   echo
   echo "=== $t: fuzzing for ${FUZZ_SECONDS}s"
   mkdir -p "corpus-run/$t"
-  log=$(mktemp)
+  log="$WORK/$t.libfuzzer"
   before=$(artifacts_of "$t")
   set +e
-  # The working corpus first: libFuzzer writes new inputs to the first directory.
   cargo +nightly fuzz run "$t" "corpus-run/$t" "corpus/$t" -- \
     -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" "${SEED_ARGS[@]}" \
     -print_final_stats=1 2>&1 |
@@ -108,12 +109,36 @@ for t in "${TARGETS[@]}"; do
   cov=$({ grep -Eo 'cov: [0-9]+' "$log" || true; } | tail -1 | awk '{print $2}')
   if [ "$rc" -ne 0 ]; then
     report "$t" "$before" || echo "=== $t: the run failed (exit $rc) without an artifact"
-    FAILED+=("$t")
-    SUMMARY+=("$(printf '%-22s FINDING  execs %-10s exec/s %-7s cov %s' "$t" "${execs:--}" "${rate:--}" "${cov:--}")")
-  else
-    SUMMARY+=("$(printf '%-22s ok       execs %-10s exec/s %-7s cov %s' "$t" "${execs:--}" "${rate:--}" "${cov:--}")")
+    printf 'FAILED %-22s FINDING  execs %-10s exec/s %-7s cov %s\n' "$t" "${execs:--}" "${rate:--}" "${cov:--}" >"$WORK/$t.summary"
+    return 1
   fi
-  rm -f "$log"
+  printf '%-22s ok       execs %-10s exec/s %-7s cov %s\n' "$t" "${execs:--}" "${rate:--}" "${cov:--}" >"$WORK/$t.summary"
+}
+
+# FUZZ_JOBS targets at a time (each one libFuzzer job on one core: two on a
+# two-core machine halve the wall time and keep each target's fuzzing time); the
+# logs are printed whole, in target order, as the targets finish.
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+pids=()
+for t in "${TARGETS[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$FUZZ_JOBS" ]; do wait -n || true; done
+  fuzz_target "$t" >"$WORK/$t.out" 2>&1 &
+  pids+=($!)
+done
+wait || true
+FAILED=()
+SUMMARY=()
+for t in "${TARGETS[@]}"; do
+  cat "$WORK/$t.out"
+  if [ ! -f "$WORK/$t.summary" ]; then
+    FAILED+=("$t (no result)")
+  elif grep -q '^FAILED' "$WORK/$t.summary"; then
+    FAILED+=("$t")
+    SUMMARY+=("$(sed 's/^FAILED //' "$WORK/$t.summary")")
+  else
+    SUMMARY+=("$(cat "$WORK/$t.summary")")
+  fi
 done
 
 echo
