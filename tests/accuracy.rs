@@ -7,7 +7,9 @@
 //! `cargo test --test accuracy -- --nocapture` prints one table per backend; the
 //! tables also go to `target/accuracy-tables.md`. `FOCAL_SWEEP=quick` shrinks the
 //! logit grid about 10x (qemu, miri), `FOCAL_SWEEP=full` makes it about 10x denser
-//! (release checks).
+//! (release checks). Built with `RUSTFLAGS="--cfg compact"` (CI step `embedded`)
+//! the crate takes the code paths of targets without SIMD, whose scalar backend is
+//! the Cortex-M arithmetic; the tables then go to `target/accuracy-tables-compact.md`.
 //!
 //! Bars (DESIGN §3 and the error bounds documented in `src/`): loss and gradient
 //! within 8 ULP for gamma <= 3 and 16 ULP for gamma <= 8; the building blocks within
@@ -305,6 +307,15 @@ fn accuracy_tables() {
     sum_check(&mut reports, sweep);
 
     let mut doc = preamble(sweep, xs.len(), soft_ts.len());
+    if cfg!(compact) {
+        // RUSTFLAGS="--cfg compact": the arithmetic of the targets without SIMD
+        // (microcontrollers), measured here on the host; the scalar column is
+        // what a Cortex-M4F computes (f32 only, no FMA, the same IEEE operations).
+        doc.push_str(
+            "Built with `--cfg compact`: the code paths of targets without SIMD \
+             (the scalar column is the Cortex-M arithmetic: f32 only, no FMA).\n\n",
+        );
+    }
     println!("{doc}");
     let mut failures = Vec::new();
     for r in &reports {
@@ -315,7 +326,12 @@ fn accuracy_tables() {
     }
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     let _ = std::fs::create_dir_all(&target);
-    let _ = std::fs::write(target.join("accuracy-tables.md"), &doc);
+    let file = if cfg!(compact) {
+        "accuracy-tables-compact.md"
+    } else {
+        "accuracy-tables.md"
+    };
+    let _ = std::fs::write(target.join(file), &doc);
     println!(
         "accuracy sweep `{}` took {:.1} s",
         sweep.name(),
