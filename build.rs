@@ -14,9 +14,16 @@ fn main() {
         "wasm32" => has("simd128"),
         _ => false,
     };
+    // FOCAL_FORCE_COMPACT=1 takes the compact code paths on any target, for the
+    // host to measure their accuracy (CI step `embedded`; `tests/accuracy.rs`). Unlike
+    // RUSTFLAGS="--cfg compact" it reaches this package only: the dependencies'
+    // builds stay valid.
+    println!("cargo::rerun-if-env-changed=FOCAL_FORCE_COMPACT");
+    let forced = std::env::var("FOCAL_FORCE_COMPACT").is_ok_and(|v| v == "1");
     if simd {
         println!("cargo::rustc-cfg=wide_simd");
-    } else {
+    }
+    if !simd || forced {
         // No SIMD: a microcontroller or an unusual target. Favour code size: one
         // general-gamma kernel per target kind, f32 math in the scalar backend.
         println!("cargo::rustc-cfg=compact");

@@ -7,7 +7,8 @@
 //! `cargo test --test accuracy -- --nocapture` prints one table per backend; the
 //! tables also go to `target/accuracy-tables.md`. `FOCAL_SWEEP=quick` shrinks the
 //! logit grid about 10x (qemu, miri), `FOCAL_SWEEP=full` makes it about 10x denser
-//! (release checks). Built with `RUSTFLAGS="--cfg compact"` (CI step `embedded`)
+//! (release checks). Built with `FOCAL_FORCE_COMPACT=1` (see `build.rs`; CI step
+//! `embedded`)
 //! the crate takes the code paths of targets without SIMD, whose scalar backend is
 //! the Cortex-M arithmetic; the tables then go to `target/accuracy-tables-compact.md`.
 //!
@@ -308,11 +309,11 @@ fn accuracy_tables() {
 
     let mut doc = preamble(sweep, xs.len(), soft_ts.len());
     if cfg!(compact) {
-        // RUSTFLAGS="--cfg compact": the arithmetic of the targets without SIMD
+        // FOCAL_FORCE_COMPACT=1: the arithmetic of the targets without SIMD
         // (microcontrollers), measured here on the host; the scalar column is
         // what a Cortex-M4F computes (f32 only, no FMA, the same IEEE operations).
         doc.push_str(
-            "Built with `--cfg compact`: the code paths of targets without SIMD \
+            "Built with `FOCAL_FORCE_COMPACT=1` (cfg compact): the code paths of targets without SIMD \
              (the scalar column is the Cortex-M arithmetic: f32 only, no FMA).\n\n",
         );
     }
