@@ -17,6 +17,8 @@
 #   SPEED_TABLE_SECTION=NAME scripts/bench-table.sh ...
 #                                       the sigmoid table into README's section NAME
 #                                       (<!-- NAME:start -->): a second machine's table
+#   SOFTMAX_TABLE_SECTION=NAME scripts/bench-table.sh --softmax ...
+#                                       the same for the softmax table
 #
 # Needs bash, cargo and python3 (standard library only).
 set -euo pipefail

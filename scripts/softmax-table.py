@@ -8,7 +8,8 @@ Usage (normally through `scripts/bench-table.sh --softmax`):
 RESULTS_DIR is the CRITERION_HOME of the run, with the run-info.json that
 bench-table.sh writes (date, CPU, load). Every number of the table comes from that
 directory, so each "vs naive" ratio compares two measurements of the same run. The
-table replaces what README_PATH holds between the softmax-speed-table markers and is
+table replaces what README_PATH holds between the softmax-speed-table markers (or
+those of the section SOFTMAX_TABLE_SECTION names: a second machine's table) and is
 also written to TABLE_PATH. Standard library only.
 """
 
@@ -70,7 +71,8 @@ def main():
         vs_naive = f"{naive / ns_call:.1f}x" if naive else ""
         text += f"| {gamma} | {n} x {c} | {function} | {per:.3f} | {1e3 / per:.0f} | {vs_naive} |\n"
 
-    replace_section(readme_path, "softmax-speed-table", text, table_path)
+    section = os.environ.get("SOFTMAX_TABLE_SECTION", "softmax-speed-table")
+    replace_section(readme_path, section, text, table_path)
     print(f"wrote {table_path} and the softmax speed table of {readme_path}")
 
 
