@@ -8,9 +8,9 @@
 //! tables also go to `target/accuracy-tables.md`. `FOCAL_SWEEP=quick` shrinks the
 //! logit grid about 10x (qemu, miri), `FOCAL_SWEEP=full` makes it about 10x denser
 //! (release checks). Built with `FOCAL_FORCE_COMPACT=1` (see `build.rs`; CI step
-//! `embedded`)
-//! the crate takes the code paths of targets without SIMD, whose scalar backend is
-//! the Cortex-M arithmetic; the tables then go to `target/accuracy-tables-compact.md`.
+//! `embedded`), the crate takes the code paths of targets without SIMD, whose scalar
+//! backend is the Cortex-M arithmetic; the tables then go to
+//! `target/accuracy-tables-compact.md`.
 //!
 //! Bars (DESIGN §3 and the error bounds documented in `src/`): loss and gradient
 //! within 8 ULP for gamma <= 3 and 16 ULP for gamma <= 8; the building blocks within
