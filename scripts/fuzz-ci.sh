@@ -117,14 +117,12 @@ fuzz_target() {
 
 # FUZZ_JOBS targets at a time (each one libFuzzer job on one core: two on a
 # two-core machine halve the wall time and keep each target's fuzzing time); the
-# logs are printed whole, in target order, as the targets finish.
+# logs are printed whole, in target order, once every target has finished.
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-pids=()
 for t in "${TARGETS[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$FUZZ_JOBS" ]; do wait -n || true; done
   fuzz_target "$t" >"$WORK/$t.out" 2>&1 &
-  pids+=($!)
 done
 wait || true
 FAILED=()
