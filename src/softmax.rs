@@ -6,7 +6,7 @@
 
 use crate::dispatch::Backend;
 use crate::params::{reduction_scale, Error, Reduction};
-use crate::simd::softmax::{Call, Mode, Weights};
+use crate::simd::softmax::{exact_loss_sum, Call, Mode, Weights};
 
 /// The label that marks a row as ignored (PyTorch's default `ignore_index`): loss 0,
 /// gradient row 0, and the row is not counted by [`Reduction::Mean`].
@@ -64,13 +64,14 @@ pub enum ClassAlpha<'a> {
 /// times scale above 1 on a `(1 - p_y)^gamma` or loss below the normal range, and
 /// a weight times scale beyond 1e30. They are rare (a margin above 69, or weights
 /// above 1 or normalisers below 1), and the bound then holds for any weight and
-/// normaliser, with one exception: the reduced loss (`loss_reduced`, and the loss
-/// `loss_and_grad` returns) divided by a normaliser below 1. Its terms are the
-/// per-row losses in `f32`, scaled up after they are summed, so a row loss below
-/// the normal range keeps only a subnormal's bits, which the scale cannot give back
+/// normaliser. The reduced loss (`loss_reduced`, and the loss `loss_and_grad`
+/// returns) adds the per-row losses, which are `f32`: a row loss below the normal
+/// range keeps only a subnormal's bits, which a normaliser below 1 would scale up
 /// (an audit found 22 ULP, and a normal 1.2e-33 returned as 0, at normalisers near
-/// 1e-17). The reduced loss's bound holds for normalisers `n >= 1` (`Sum` and
-/// `Mean` always), as for the sigmoid loss; the gradient's for every `n`.
+/// 1e-17). So with a normaliser below 1, a sum below `active rows * 2^-118`, where
+/// those bits could show, is taken again from every row in f64 (a scalar pass; rows
+/// that confident are rare), and the reduced loss's bound holds for every
+/// normaliser too (`tests/softmax_accuracy.rs`, `tiny_rows_divided_by_a_small_normaliser`).
 ///
 /// Special values: a NaN logit makes its row's loss and gradient NaN (other rows
 /// are untouched); a `+inf` logit takes all the probability (ties at `+inf` share
@@ -184,8 +185,8 @@ impl<'a> SoftmaxFocal<'a> {
     /// Reduced focal loss over the rows: `Sum`, `Mean` over the non-ignored rows,
     /// or divided by a normaliser. No rows, or `Mean` with every row ignored, gives
     /// 0. The sum is compensated (the same bits on every run of a backend); max
-    /// error 8 ULP of the exact sum of the exact losses (gamma <= 8; for
-    /// `DivideBy(n)`, `n >= 1`: see the type's Accuracy section).
+    /// error 8 ULP of the exact sum of the exact losses (gamma <= 8, any
+    /// normaliser: see the type's Accuracy section).
     /// Errors as [`SoftmaxFocal::loss`], plus [`Error::InvalidNormalizer`].
     pub fn loss_reduced(
         &self,
@@ -198,11 +199,9 @@ impl<'a> SoftmaxFocal<'a> {
         let Some(scale) = reduction_scale(reduction, active)? else {
             return Ok(0.0);
         };
-        let sum = backend.softmax(
-            &self.call(Mode::Sum, logits, labels, classes, scale),
-            &mut [],
-        );
-        Ok((sum * scale) as f32)
+        let call = self.call(Mode::Sum, logits, labels, classes, scale);
+        let sum = backend.softmax(&call, &mut []);
+        Ok(reduced(&call, sum, active))
     }
 
     /// Fused loss and gradient, one pass over each row: returns the reduced loss and
@@ -228,11 +227,9 @@ impl<'a> SoftmaxFocal<'a> {
             grad.fill(0.0);
             return Ok(0.0);
         };
-        let sum = backend.softmax(
-            &self.call(Mode::Fused, logits, labels, classes, scale),
-            grad,
-        );
-        Ok((sum * scale) as f32)
+        let call = self.call(Mode::Fused, logits, labels, classes, scale);
+        let sum = backend.softmax(&call, grad);
+        Ok(reduced(&call, sum, active))
     }
 
     /// Checks the shape, the backend and the labels; returns the backend and the
@@ -291,6 +288,25 @@ impl<'a> SoftmaxFocal<'a> {
         }
     }
 }
+
+/// The reduced loss, `sum * scale`, from the kernels' sum of the `active` rows' f32
+/// losses. Each row loss below the normal range carries up to 8 units of 2^-149 of
+/// error, which a scale above 1 (a normaliser below 1) scales up with it: where
+/// the sum is below `active 2^-118`, so that those errors could reach 2^-28 of it
+/// (1/16 ULP of the result), the sum is taken again from every row in f64
+/// ([`exact_loss_sum`]; rows that confident are rare, and the pass is not taken
+/// otherwise). With a scale of at most 1 the errors shrink with the result.
+fn reduced(call: &Call<'_>, sum: f64, active: usize) -> f32 {
+    let sum = if call.scale > 1.0 && sum < active as f64 * TINY_ROWS_SUM {
+        exact_loss_sum(call)
+    } else {
+        sum
+    };
+    (sum * call.scale) as f32
+}
+
+/// 2^-118: see [`reduced`].
+const TINY_ROWS_SUM: f64 = 1.0 / (1u128 << 118) as f64;
 
 fn check_len(slice: &'static str, expected: usize, actual: usize) -> Result<(), Error> {
     if expected == actual {

@@ -698,3 +698,75 @@ fn audit_rows() {
         broken.join("\n")
     );
 }
+
+/// The reduced loss divided by a normaliser below 1 when every row is so confident
+/// that its loss is below the normal f32 range (or rounds to 0), while the scaled
+/// sum is a normal number: within the bar of the exact sum of the reference losses
+/// times the scale, on every backend, for `loss_reduced` and the loss that
+/// `loss_and_grad` returns. (An audit found 22 ULP, and a normal 1.2e-33 returned
+/// as 0, at normalisers near 1e-17: the row losses were summed in f32, their
+/// subnormal bits lost before the scale.) Rows with the label ahead by 35 to 95,
+/// some ignored, C = 2 (rows in lanes) and C = 40 (classes in lanes); beside them a
+/// row of ordinary loss, where the sum is normal and the kernels' sum stands.
+#[test]
+fn tiny_rows_divided_by_a_small_normaliser() {
+    let mut worst = 0.0f64;
+    for c in [2usize, 40] {
+        for mixed in [false, true] {
+            let rows = 37;
+            let mut x = Vec::new();
+            let mut labels = Vec::new();
+            for r in 0..rows {
+                let margin = 35.0 + (r as f32 * 1.7) % 60.0;
+                let y = r % c;
+                x.extend((0..c).map(|j| {
+                    if j == y {
+                        3.0
+                    } else {
+                        3.0 - margin - j as f32 * 0.01
+                    }
+                }));
+                labels.push(if r % 9 == 4 {
+                    focal::IGNORE_INDEX
+                } else {
+                    y as i32
+                });
+            }
+            if mixed {
+                x[..c].iter_mut().for_each(|v| *v = 0.0);
+            }
+            for gamma in [0.5f32, 1.0, 2.0] {
+                for n in [0.5f32, 1e-17, 1e-30] {
+                    let exact = exact_sum(labels.iter().enumerate().filter(|(_, &y)| y >= 0).map(
+                        |(r, &y)| {
+                            let z = &x[r * c..(r + 1) * c];
+                            reference::row(&reference::parts(z, y as usize), f64::from(gamma), 1.0)
+                                .loss
+                        },
+                    )) / f64::from(n);
+                    for backend in Backend::available() {
+                        let fl = SoftmaxFocal::new(gamma, ClassAlpha::Off)
+                            .and_then(|f| f.with_backend(backend))
+                            .expect("valid");
+                        let red = Reduction::DivideBy(n);
+                        let got = fl.loss_reduced(&x, &labels, c, red).expect("valid");
+                        let mut grad = vec![0.0; x.len()];
+                        let fused = fl
+                            .loss_and_grad(&x, &labels, c, red, &mut grad)
+                            .expect("valid");
+                        for (what, v) in [("loss_reduced", got), ("loss_and_grad", fused)] {
+                            let err = ulp_error(v, exact, exact);
+                            worst = worst.max(err);
+                            assert!(
+                                err <= BAR && (v != 0.0 || !rounds_to_normal(exact)),
+                                "{backend:?} C={c} gamma {gamma} DivideBy({n:e}) mixed {mixed}: \
+                                 {what} {v:e}, exact {exact:e} ({err:.2} ULP)"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("tiny rows over a small normaliser: max {worst:.2} ULP");
+}

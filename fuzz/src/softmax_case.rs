@@ -424,8 +424,15 @@ impl SoftmaxCase {
                     }
                     continue;
                 }
+                // Below a normaliser of 1, a sum of row losses under `active`
+                // 2^-118 is taken again from the rows in f64 (SoftmaxFocal's
+                // Accuracy section): the f32 row losses below the normal range are
+                // then not what it adds, and the reference decides alone.
+                let active = self.labels.iter().filter(|&&l| l != IGNORE_INDEX).count();
+                let refined = scale > 1.0 && own < active as f64 * 2f64.powi(-118);
                 let want = own * scale;
-                if let Some(e) = within(got, want, want.abs(), SUM_BAR) {
+                let off = (!refined).then(|| within(got, want, want.abs(), SUM_BAR));
+                if let Some(Some(e)) = off {
                     fails.push(format!(
                         "[{b}] {what}({red}) against the exact sum of its row losses times {scale:e}: {e}"
                     ));
@@ -437,9 +444,10 @@ impl SoftmaxCase {
                         .all(|(w, &y)| w.is_some() || y == IGNORE_INDEX),
                 ) {
                     let exact = sum_losses(refs.iter().flatten().map(|w| w.loss)) * scale;
-                    if let Some(e) =
-                        within_sum(got, exact, bar, refs.iter().flatten().count(), scale)
-                    {
+                    // The rows' subnormal roundings count at most at scale 1:
+                    // larger scales meet them only in sums far above them.
+                    let terms = refs.iter().flatten().count();
+                    if let Some(e) = within_sum(got, exact, bar, terms, scale.min(1.0)) {
                         fails.push(format!(
                             "[{b}] {what}({red}) against the exact sum of the reference losses times {scale:e}: {e}"
                         ));

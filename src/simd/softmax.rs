@@ -36,6 +36,7 @@ mod exact_row;
 mod math;
 mod rows_in_lanes;
 
+pub(crate) use self::exact_row::exact_loss_sum;
 use self::math::{exp_parts_wide, finite_or_zero, ln1p_hilo, two_prod_err, two_sum};
 use super::math::{fms_exact, ln_hilo, powi_pair};
 use super::{SimdF32, MAX_LANES};

@@ -38,8 +38,8 @@ pub(super) const EXACT_BELOW: f32 = f32::from_bits(0x0D80_0000);
 /// factor of 2^28 of overflowing (f64 holds it up to 2^1024).
 pub(super) const EXACT_ABOVE: f32 = 1.0e30;
 
-/// The loss of row `z` with label `y` (`alpha_y q^gamma nll`, without the scale),
-/// and, when `grad` is given (`z.len()` entries), its gradient times `scale` written
+/// The loss of row `z` with label `y` (`alpha_y q^gamma nll`, without the scale), in
+/// f64, and, when `grad` is given (`z.len()` entries), its gradient times `scale` written
 /// there. `None`, with nothing written, when a logit is NaN or `y` is out of
 /// range: the vector kernels' result stands. Infinite logits as
 /// in the kernels: the `+inf` ones share all the probability, `-inf` has none.
@@ -53,7 +53,7 @@ pub(super) fn exact_row(
     gamma: f32,
     scale: f64,
     grad: Option<&mut [f32]>,
-) -> Option<f32> {
+) -> Option<f64> {
     let zy = f64::from(*z.get(y)?);
     if z.iter().any(|v| v.is_nan()) {
         return None;
@@ -128,7 +128,7 @@ pub(super) fn exact_row(
             };
         }
     }
-    Some(loss as f32)
+    Some(loss)
 }
 
 /// [`exact_row`] for the rows `r0 + i` of the set bits `i` of `lanes`: each loss
@@ -164,8 +164,37 @@ pub(super) fn exact_rows(
         let g = grad.as_deref_mut().and_then(|g| g.get_mut(range));
         if let Some(l) = exact_row(z, y, call.weights.of(y), call.gamma, call.scale, g) {
             if loss_lanes >> i & 1 != 0 {
-                *slot = l;
+                *slot = l as f32;
             }
         }
     }
+}
+
+/// The sum of the active rows' losses (without the scale), each row by
+/// [`exact_row`] in f64, added in f64 (relative error below `N 2^-53`): for a
+/// reduced loss whose scale exceeds 1 and whose sum of f32 row losses is so small
+/// that the rows below the normal range could make up a visible part of it
+/// (`SoftmaxFocal::loss_reduced`). Rows with a NaN logit give NaN. Out of line and
+/// cold: a scalar pass over every row, taken only for such sums.
+#[cold]
+#[inline(never)]
+pub(crate) fn exact_loss_sum(call: &Call<'_>) -> f64 {
+    let c = call.classes;
+    let mut sum = 0.0;
+    for (r, &y) in call.labels.iter().enumerate() {
+        let (Ok(y), Some(start)) = (usize::try_from(y), r.checked_mul(c)) else {
+            continue;
+        };
+        let Some(z) = call.logits.get(start..start.saturating_add(c)) else {
+            continue;
+        };
+        if y >= c {
+            continue;
+        }
+        match exact_row(z, y, call.weights.of(y), call.gamma, call.scale, None) {
+            Some(loss) => sum += loss,
+            None => return f64::NAN,
+        }
+    }
+    sum
 }
