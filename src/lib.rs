@@ -41,8 +41,12 @@
 //! 2^-149 below the normal range. Finite input never gives NaN or inf (except the
 //! reduced loss overflowing `f32` itself); a result that is a normal `f32` is never
 //! flushed to zero; NaN input gives NaN for that element; infinite logits give the
-//! mathematical limit. With `Reduction::DivideBy(n)` for `n < 1` the gradient is
-//! scaled up after subnormal intermediates, so the bound holds for `n >= 1`.
+//! mathematical limit. The bounds hold for every normaliser of
+//! `Reduction::DivideBy(n)`: below 1, where it scales up what the `f32` kernels
+//! formed below the normal range (gradient entries, and reduced losses made of
+//! such elements), those are computed again in `f64`. Compact builds
+//! (microcontrollers, no room for `f64` `exp` and `log1p` in their flash budget)
+//! keep the `f32` results there: their bounds hold for `n >= 1`.
 //!
 //! Beyond the sweep, an alpha-tuned search (alpha chosen so that the result's
 //! mantissa lies near 2, where a relative error shows at its full size in ULP)

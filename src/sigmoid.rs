@@ -11,6 +11,8 @@ use crate::dispatch::Backend;
 use crate::params::{reduction_scale, Alpha, Error, Focal, Reduction, SoftTargets};
 use crate::simd::kernel::{Coeffs, Mode, HARD, SOFT_EXP_NEG_BCE, SOFT_TORCHVISION};
 
+mod exact;
+
 /// The ignore label of the sigmoid targets.
 const IGNORE: f32 = -1.0;
 
@@ -121,8 +123,10 @@ impl Focal {
         let sum = backend
             .focal(mode, soft, &c, logits, targets, out)
             .unwrap_or(f64::NAN);
+        let sum = finite_or_recomputed(mode, sum, backend, soft, &c, logits, targets);
+        let active = scan.active;
         Ok(Some((
-            finite_or_recomputed(mode, sum, backend, soft, &c, logits, targets),
+            self.refined(mode, scale, active, logits, targets, out, sum),
             scale,
         )))
     }
@@ -166,20 +170,86 @@ impl Focal {
         };
         let c = self.coeffs(scale, accept);
         let sum = backend.focal(mode, HARD, &c, logits, targets, out)?;
+        let sum = finite_or_recomputed(mode, sum, backend, HARD, &c, logits, targets);
+        // (The count of ignored targets is not known here: all of them, an upper
+        // bound, for `refined`'s threshold.)
+        let active = targets.len();
         Some((
-            finite_or_recomputed(mode, sum, backend, HARD, &c, logits, targets),
+            self.refined(mode, scale, active, logits, targets, out, sum),
             scale,
         ))
+    }
+
+    /// With a scale above 1 (`DivideBy(n)`, `n < 1`; Sum and Mean never have one),
+    /// what the f32 kernels formed below the normal range before the scale, in f64
+    /// ([`exact`]): the fused gradient's entries whose magnitude is below 2^-100
+    /// times the largest weight `alpha * scale` (their unscaled value, or the
+    /// kernels' intermediates, may have been subnormal: a subnormal's error, scaled
+    /// up), and the reduced loss when the sum of `active` losses is below
+    /// `active 2^-118` (where the losses below the normal range could make up more
+    /// than 2^-28 of it). Returns the sum to reduce. Such results need logits far on
+    /// the side of their targets (beyond about 23 for the gradient at gamma 2), so
+    /// the f64 passes are rare; the check is a pass over the gradient. Not in
+    /// compact builds (see [`exact`]).
+    #[allow(clippy::too_many_arguments)]
+    fn refined(
+        &self,
+        mode: Mode,
+        scale: f64,
+        active: usize,
+        logits: &[f32],
+        targets: &[f32],
+        out: &mut [f32],
+        sum: f64,
+    ) -> f64 {
+        if cfg!(compact) || scale <= 1.0 {
+            return sum;
+        }
+        let element = self.exact_element(scale);
+        if mode == Mode::Fused {
+            let below = element.a_pos.max(element.a_neg) * scale * TINY_GRAD;
+            for ((g, &x), &t) in out.iter_mut().zip(logits).zip(targets) {
+                if f64::from(g.abs()) < below && t != IGNORE {
+                    *g = element.loss_and_grad(x, t).1 as f32;
+                }
+            }
+        }
+        if matches!(mode, Mode::Sum | Mode::Fused) && sum < active as f64 * TINY_SUM {
+            return logits
+                .iter()
+                .zip(targets)
+                .filter(|&(_, &t)| t != IGNORE)
+                .map(|(&x, &t)| element.loss_and_grad(x, t).0)
+                .sum();
+        }
+        sum
+    }
+
+    /// The parameters of [`exact::Element`] for a reduction scale.
+    fn exact_element(&self, scale: f64) -> exact::Element {
+        let (a_pos, a_neg) = self.alpha_pair();
+        exact::Element {
+            gamma: self.gamma,
+            a_pos,
+            a_neg,
+            soft: self.soft,
+            scale,
+        }
+    }
+
+    /// alpha for target 1 and for target 0.
+    fn alpha_pair(&self) -> (f64, f64) {
+        match self.alpha {
+            Alpha::Off => (1.0, 1.0),
+            Alpha::Balanced(a) => (f64::from(a), 1.0 - f64::from(a)),
+            Alpha::Uniform(a) => (f64::from(a), f64::from(a)),
+        }
     }
 
     /// Kernel coefficients for a reduction scale; products with the scale are
     /// rounded once, from f64.
     pub(crate) fn coeffs(&self, scale: f64, hard_accept: f32) -> Coeffs {
-        let (a_pos, a_neg) = match self.alpha {
-            Alpha::Off => (1.0, 1.0),
-            Alpha::Balanced(a) => (f64::from(a), 1.0 - f64::from(a)),
-            Alpha::Uniform(a) => (f64::from(a), f64::from(a)),
-        };
+        let (a_pos, a_neg) = self.alpha_pair();
         // gamma = n + frac with n <= 8 applied by multiplication; above 8 all of it
         // goes through exp (frac = gamma, exact).
         let n = if self.gamma <= MAX_INT_POWER {
@@ -205,6 +275,11 @@ impl Focal {
         }
     }
 }
+
+/// 2^-100: see [`Focal::refined`].
+const TINY_GRAD: f64 = 1.0 / (1u128 << 100) as f64;
+/// 2^-118: see [`Focal::refined`].
+const TINY_SUM: f64 = 1.0 / (1u128 << 118) as f64;
 
 /// The kernels sum in f32 lanes (Kahan). When that sum is not finite (an infinite
 /// logit, NaN, or finite losses whose f32 sum overflows), the losses are summed

@@ -1175,3 +1175,87 @@ impl Search {
         (best.0, Some(best.1))
     }
 }
+
+/// `Reduction::DivideBy(n)`, `n < 1`, on elements so confident (logits 15 to 100 on
+/// the side of their targets, and soft targets within 1e-30 of 0 or 2^-24 of 1) that
+/// their unscaled gradients and losses are below the normal f32 range while the
+/// scaled ones are normal: every fused gradient entry within the bar of the
+/// reference times the scale (soft targets: in ULP of the cancelling terms), and
+/// the reduced loss (`loss_reduced` and `loss_and_grad`'s) within the bar of the
+/// exact sum of the reference losses times the scale, on every backend. (The f32
+/// kernels form these below the normal range and the scale would multiply a
+/// subnormal's error: the crate computes them again in f64, `Focal::refined`.)
+/// Compact builds keep the f32 results (documented): skipped there.
+#[test]
+fn tiny_results_divided_by_a_small_normaliser() {
+    if cfg!(compact) {
+        return;
+    }
+    let xs: Vec<f32> = (0..=425).map(|k| 15.0 + k as f32 * 0.2).collect();
+    let mut x = Vec::new();
+    let mut t = Vec::new();
+    for &v in &xs {
+        for (xv, tv) in [
+            (v, 1.0),
+            (-v, 0.0),
+            (-v, 1e-30),
+            (v, 1.0 - f32::EPSILON / 2.0),
+        ] {
+            x.push(xv);
+            t.push(tv);
+        }
+    }
+    x.push(-3.0);
+    t.push(-1.0);
+    let mut worst = (0.0f64, 0.0f64);
+    for soft in SOFT_FORMS {
+        for gamma in [0.5f32, 1.0, 2.0, 4.7] {
+            let alpha = Alpha::Balanced(0.25);
+            let refs = references(&x, &t, gamma, alpha, soft);
+            for n in [0.5f32, 1e-10, 1e-30] {
+                let scale = 1.0 / f64::from(n);
+                let bar = focal_bar(gamma);
+                // Slices of one element (its reduced loss is its own) at logits
+                // 30 to 80, and all of them.
+                let ones = [75, 125, 175, 225, 325]
+                    .into_iter()
+                    .flat_map(|k| (0..3).map(move |j| 4 * k + j..4 * k + j + 1));
+                for range in ones.chain(std::iter::once(0..x.len())) {
+                    let (xr, tr, rr) = (&x[range.clone()], &t[range.clone()], &refs[range.clone()]);
+                    let want = exact_sum(rr.iter().map(|p| p.loss)) * scale;
+                    for backend in Backend::available() {
+                        let fl = focal_on(backend, gamma, alpha, soft);
+                        let red = Reduction::DivideBy(n);
+                        let mut grad = vec![0.0f32; xr.len()];
+                        let fused = fl.loss_and_grad(xr, tr, red, &mut grad).expect("valid");
+                        let reduced = fl.loss_reduced(xr, tr, red).expect("valid");
+                        let ctx = format!("{backend:?} {soft:?} gamma {gamma} DivideBy({n:e})");
+                        for (i, (&g, p)) in grad.iter().zip(rr).enumerate() {
+                            let err = ulp_error(g, p.grad * scale, p.grad_scale * scale);
+                            worst.0 = worst.0.max(err);
+                            assert!(
+                                within(err, bar) && (g != 0.0 || !rounds_to_normal(p.grad * scale)),
+                                "{ctx}: grad at x = {:e}, t = {:e}: {g:e}, want {:e} ({err:.2} ULP)",
+                                xr[i],
+                                tr[i],
+                                p.grad * scale
+                            );
+                        }
+                        for (what, v) in [("loss_and_grad", fused), ("loss_reduced", reduced)] {
+                            let err = ulp_error(v, want, want);
+                            worst.1 = worst.1.max(err);
+                            assert!(
+                                within(err, bar) && (v != 0.0 || !rounds_to_normal(want)),
+                                "{ctx}, elements {range:?}: {what} {v:e}, want {want:e} ({err:.2} ULP)"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "tiny results over a small normaliser: gradient max {:.2} ULP, reduced loss max {:.2} ULP",
+        worst.0, worst.1
+    );
+}

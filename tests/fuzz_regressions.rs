@@ -1730,3 +1730,81 @@ fn sigmoid_log_domain_power_with_bce_in_the_top_binade() {
     };
     must_pass(&case, case.check());
 }
+
+/// Found by a 4-minute sigmoid_differential run (2026-12-07), once the oracle
+/// checked the fused gradient below a normaliser of 1 everywhere, on Portable
+/// (SSE2) only; the bug was older. Bug: 1070 ULP (gamma 3.5, soft target 4.8e-6 at
+/// x = -104, n = 9.4e-38): without FMA, the soft kernels' weight `alpha_t / n`
+/// (1.1e37, above 2^115) overflowed Dekker's split in `weight`, whose NaN error
+/// term then dropped the gradient's whole low part. Fixed in `weight`
+/// (src/simd/kernel.rs): each product's error is kept only where finite.
+#[test]
+fn sigmoid_soft_weight_above_2_115_without_fma() {
+    let case = SigmoidCase {
+        gamma: f(0x40600000),                  /* 3.5 */
+        alpha: Alpha::Balanced(f(0x33800000)), /* 5.9604645e-8 */
+        soft: SoftTargets::Torchvision,
+        reduction: Reduction::DivideBy(f(0x01ffffff)), /* 9.403954e-38 */
+        offsets: [15, 15, 15],
+        logits: fs(&[0xc2d00019]),  /* [-104.00019] */
+        targets: fs(&[0x36a08600]), /* [4.7839712e-6] */
+    };
+    must_pass(&case, case.check());
+}
+
+/// Found by the same run, in the f64 path of an uncommitted change (the gradient
+/// entries and reduced losses that a normaliser below 1 scales up from below the
+/// normal range, src/sigmoid/exact.rs), on every backend: `q` rounded to 1 in f64
+/// where a huge gamma multiplies `ln q` (gamma 4.3e37, snippet form: 1.7e34
+/// instead of 0; a hard target at x = 82: 8.0e-9 instead of 6.8e-5, from `1 - q`
+/// formed by subtraction), and `gamma * BCE` with BCE clamped to f64::MAX instead
+/// of f32::MAX overflowing into `inf * 0` at x = -inf (NaN).
+#[test]
+fn sigmoid_small_normaliser_exact_path() {
+    let cases = [
+        (
+            0x7e00_0000,
+            Alpha::Balanced(0.0),
+            SoftTargets::ExpNegBce,
+            0x26a2_4260,
+            0x4248_0070,
+            0x3da8_0498,
+        ),
+        (
+            0x7e00_0000,
+            Alpha::Balanced(0.0),
+            SoftTargets::Torchvision,
+            0x0200_3f60,
+            0x42a3_ffff,
+            0,
+        ),
+        (
+            0x4060_0000,
+            Alpha::Uniform(0.5),
+            SoftTargets::Torchvision,
+            0x3f00_0000,
+            0xff80_0000,
+            0x0c30_1fff,
+        ),
+        (
+            0x4000_0000,
+            Alpha::Off,
+            SoftTargets::Torchvision,
+            0x0da2_4260,
+            0xff80_0000,
+            0x2667_42ff,
+        ),
+    ];
+    for (gamma, alpha, soft, n, x, t) in cases {
+        let case = SigmoidCase {
+            gamma: f(gamma),
+            alpha,
+            soft,
+            reduction: Reduction::DivideBy(f(n)),
+            offsets: [0, 1, 2],
+            logits: fs(&[x]),
+            targets: fs(&[t]),
+        };
+        must_pass(&case, case.check());
+    }
+}

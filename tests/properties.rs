@@ -723,8 +723,11 @@ proptest! {
                 ulp_distance(mean, sum / c) <= 2,
                 "{} Mean {:e}, Sum/count {:e}", ctx, mean, sum / c
             );
+            // (Below n = 1, a sum under len 2^-118 is taken again from the elements
+            // in f64, more accurately than Sum / n: tests/accuracy.rs checks it.)
+            let refined = n < 1.0 && f64::from(sum) < x.len() as f64 * 2f64.powi(-117);
             prop_assert!(
-                ulp_distance(by_n, sum / n) <= 2,
+                refined || ulp_distance(by_n, sum / n) <= 2,
                 "{} DivideBy({}) {:e}, Sum/n {:e}", ctx, n, by_n, sum / n
             );
             for i in 0..x.len() {

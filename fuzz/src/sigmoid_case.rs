@@ -466,24 +466,33 @@ impl SigmoidCase {
                 }
                 continue;
             }
-            if let Some(e) = within(got, want, want.abs(), SUM_BAR) {
+            // Below a normaliser of 1, a sum under `active` 2^-118 (of all the
+            // targets, when the hard bet was taken: an upper bound) is taken again
+            // from the elements in f64 (src/sigmoid.rs, `refined`): the f32
+            // elementwise losses below the normal range are then not what it adds,
+            // and the reference decides alone.
+            let refined = scale > 1.0 && own < self.targets.len() as f64 * 2f64.powi(-118);
+            let off = (!refined).then(|| within(got, want, want.abs(), SUM_BAR));
+            if let Some(Some(e)) = off {
                 fails.push(format!(
                     "[{b}] {what}({red}) against the exact sum of its elementwise losses times {scale:e}: {e}"
                 ));
             }
             if let Some(bar) = bar {
                 let exact = sum_losses(refs.iter().flatten().map(|p| p.loss)) * scale;
-                if let Some(e) = within_sum(got, exact, bar, refs.iter().flatten().count(), scale) {
+                // The terms' subnormal roundings count at most at scale 1: larger
+                // scales meet them only in sums far above them.
+                let terms = refs.iter().flatten().count();
+                if let Some(e) = within_sum(got, exact, bar, terms, scale.min(1.0)) {
                     fails.push(format!(
                         "[{b}] {what}({red}) against the exact sum of the reference losses times {scale:e}: {e}"
                     ));
                 }
             }
         }
-        // The fused gradient is the gradient of the reduced loss. Below a normaliser
-        // of 1 the bound holds only where the unscaled gradient is normal (src/lib.rs:
-        // "for n < 1 the gradient is scaled up after subnormal intermediates").
-        let small_n = matches!(self.reduction, Reduction::DivideBy(n) if n < 1.0);
+        // The fused gradient is the gradient of the reduced loss, for every
+        // normaliser (below 1, the entries the kernels formed below the normal range
+        // are computed again in f64: src/sigmoid.rs, `refined`).
         for (i, p) in refs.iter().enumerate() {
             let g = fgrad[i];
             match p {
@@ -504,12 +513,6 @@ impl SigmoidCase {
                     }
                 }
                 Some(p) => {
-                    if small_n && p.grad.abs() < f64::from(f32::MIN_POSITIVE) {
-                        if g.is_nan() {
-                            fails.push(format!("[{b}] fused grad[{i}] at {}: NaN", at(i)));
-                        }
-                        continue;
-                    }
                     if let Some(e) = elem(g, p.grad * scale, p.grad_scale * scale) {
                         fails.push(format!(
                             "[{b}] fused grad[{i}] ({}) at {}: {e}",
