@@ -7,8 +7,8 @@
 
 use super::math::{
     div_pair, exp_hilo, finite_or_zero, ln_hilo, log1p_exp_neg_abs, logistic_from_exp, mul_pair,
-    one_minus_exp_neg, pos_part, powi_pair, powi_pair_parts, sqrt_hilo, two_prod_err, two_sum,
-    Logistic, LN2_HI, LN2_LO,
+    one_minus_exp_neg, pos_part, powi_pair, powi_pair_parts, sqrt_hilo, two_prod_err,
+    two_prod_err_finite, two_sum, Logistic, LN2_HI, LN2_LO,
 };
 use super::{SimdF32, MAX_LANES};
 
@@ -540,17 +540,12 @@ fn weight<V: SimdF32>(
     let b = w_neg * omt;
     let (s, s_err) = two_sum(a, b);
     let tails = w_pos_lo.mul_add(t, w_neg_lo.mul_add(omt, w_neg * omt_lo));
-    // (Without FMA, Dekker's split overflows for a weight above 2^115, `alpha / n`
-    // with a normaliser below 2^-115, and its error term is NaN: dropped, as
-    // `mul_pair` drops its own. Kept, the NaN made the gradient's whole low part
-    // be dropped: 1070 ULP on SSE2 at gamma 3.5, n = 9.4e-38; a fuzz finding.)
-    let (a_err, b_err) = (two_prod_err(w_pos, t, a), two_prod_err(w_neg, omt, b));
-    let (a_err, b_err) = if V::FUSED_MUL_ADD {
-        (a_err, b_err)
-    } else {
-        (finite_or_zero(a_err), finite_or_zero(b_err))
-    };
-    let lo = s_err + (a_err + b_err) + tails;
+    // (A weight above 2^115, `alpha / n` with a normaliser below 2^-115, overflows
+    // Dekker's split without FMA: its error is dropped, as `mul_pair` drops its
+    // own. A NaN error made the gradient's whole low part be dropped: 1070 ULP on
+    // SSE2 at gamma 3.5, n = 9.4e-38; a fuzz finding.)
+    let errs = two_prod_err_finite(w_pos, t, a) + two_prod_err_finite(w_neg, omt, b);
+    let lo = s_err + errs + tails;
     (s, lo)
 }
 

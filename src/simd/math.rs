@@ -61,16 +61,26 @@ fn veltkamp_split<V: SimdF32>(a: V) -> (V, V) {
 #[inline(always)]
 pub(crate) fn mul_pair<V: SimdF32>(a: V, al: V, b: V, bl: V) -> (V, V) {
     let p = a * b;
-    let err = if V::FUSED_MUL_ADD {
+    (
+        p,
+        a.mul_add(bl, al.mul_add(b, two_prod_err_finite(a, b, p))),
+    )
+}
+
+/// [`two_prod_err`], 0 where it is not finite: without FMA, Dekker's split
+/// overflows for an operand above 2^115 and gives NaN, which must not reach the low
+/// parts it is added to ([`mul_pair`], and the kernels' weights `alpha / n`).
+#[inline(always)]
+pub(crate) fn two_prod_err_finite<V: SimdF32>(a: V, b: V, p: V) -> V {
+    if V::FUSED_MUL_ADD {
         a.mul_add(b, -p)
     } else {
         dekker_prod_err_finite(a, b, p)
-    };
-    (p, a.mul_add(bl, al.mul_add(b, err)))
+    }
 }
 
-/// [`dekker_prod_err`], 0 where it is not finite (for [`mul_pair`]; out of line in
-/// compact builds, as that is).
+/// [`dekker_prod_err`], 0 where it is not finite (out of line in compact builds, as
+/// that is).
 #[cfg_attr(not(compact), inline(always))]
 #[cfg_attr(compact, inline(never))]
 fn dekker_prod_err_finite<V: SimdF32>(a: V, b: V, p: V) -> V {
