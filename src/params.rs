@@ -250,6 +250,15 @@ pub(crate) fn reduction_scale(reduction: Reduction, active: usize) -> Result<Opt
     }
 }
 
+/// Whether a reduced loss is summed again from its terms in f64: a scale above 1 (a
+/// normaliser below 1) multiplies the error of each term below the normal f32 range
+/// (up to 8 units of 2^-149), and below `terms * 2^-118` those errors could reach
+/// 2^-28 of the sum (1/16 ULP of the result). With a scale of at most 1 they
+/// shrink with the result.
+pub(crate) fn sum_needs_exact_terms(scale: f64, sum: f64, terms: usize) -> bool {
+    scale > 1.0 && sum < terms as f64 * (1.0 / (1u128 << 118) as f64)
+}
+
 /// `1 / v`. Compact builds (single-precision FPUs, see `build.rs`) divide in `f32`:
 /// `f64` division is a 920-byte software routine there, and the reciprocal only
 /// carries half an ULP more.

@@ -8,7 +8,9 @@
 //! on error the output slice may be partly written.
 
 use crate::dispatch::Backend;
-use crate::params::{reduction_scale, Alpha, Error, Focal, Reduction, SoftTargets};
+use crate::params::{
+    reduction_scale, sum_needs_exact_terms, Alpha, Error, Focal, Reduction, SoftTargets,
+};
 use crate::simd::kernel::{Coeffs, Mode, HARD, SOFT_EXP_NEG_BCE, SOFT_TORCHVISION};
 
 mod exact;
@@ -226,7 +228,7 @@ impl Focal {
                 }
             }
         }
-        if matches!(mode, Mode::Sum | Mode::Fused) && sum < active as f64 * TINY_SUM {
+        if matches!(mode, Mode::Sum | Mode::Fused) && sum_needs_exact_terms(scale, sum, active) {
             return logits
                 .iter()
                 .zip(targets)
@@ -290,8 +292,6 @@ impl Focal {
 
 /// 2^-100: see [`Focal::refined`].
 const TINY_GRAD: f64 = 1.0 / (1u128 << 100) as f64;
-/// 2^-118: see [`Focal::refined`].
-const TINY_SUM: f64 = 1.0 / (1u128 << 118) as f64;
 
 /// The kernels sum in f32 lanes (Kahan). When that sum is not finite (an infinite
 /// logit, NaN, or finite losses whose f32 sum overflows), the losses are summed

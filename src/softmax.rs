@@ -5,7 +5,7 @@
 //! are never written; on error the output slice may be partly written.
 
 use crate::dispatch::Backend;
-use crate::params::{reduction_scale, Error, Reduction};
+use crate::params::{reduction_scale, sum_needs_exact_terms, Error, Reduction};
 use crate::simd::softmax::{exact_loss_sum, Call, Mode, Weights};
 
 /// The label that marks a row as ignored (PyTorch's default `ignore_index`): loss 0,
@@ -297,16 +297,13 @@ impl<'a> SoftmaxFocal<'a> {
 /// ([`exact_loss_sum`]; rows that confident are rare, and the pass is not taken
 /// otherwise). With a scale of at most 1 the errors shrink with the result.
 fn reduced(call: &Call<'_>, sum: f64, active: usize) -> f32 {
-    let sum = if call.scale > 1.0 && sum < active as f64 * TINY_ROWS_SUM {
+    let sum = if sum_needs_exact_terms(call.scale, sum, active) {
         exact_loss_sum(call)
     } else {
         sum
     };
     (sum * call.scale) as f32
 }
-
-/// 2^-118: see [`reduced`].
-const TINY_ROWS_SUM: f64 = 1.0 / (1u128 << 118) as f64;
 
 fn check_len(slice: &'static str, expected: usize, actual: usize) -> Result<(), Error> {
     if expected == actual {
