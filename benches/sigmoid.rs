@@ -5,7 +5,7 @@
 //! Group ids are `{op}/g{gamma}/n{N}` with op in `elementwise`, `mean`, `fused_mean`,
 //! plus `stream/n{N}`; function ids are a backend name (`Backend::name`), `naive` or
 //! `stream`. Filter with criterion's name filter, e.g.
-//! `cargo bench --bench sigmoid -- fused_mean/g2/n262144`.
+//! `cargo bench -p focal-benches --bench sigmoid -- fused_mean/g2/n262144`.
 //! `scripts/bench-table.sh` turns a full run into the README's speed table.
 
 use std::cell::{OnceCell, RefCell};
@@ -17,7 +17,7 @@ use focal::{Alpha, Backend, Focal, Reduction};
 
 #[path = "../examples/dense_batch/mod.rs"]
 mod dense_batch;
-#[path = "naive/mod.rs"]
+#[path = "../examples/naive/mod.rs"]
 mod naive;
 
 /// Slice lengths: L1-resident, L2-resident, L3-sized, and far beyond the caches.

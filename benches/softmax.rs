@@ -4,7 +4,7 @@
 //! Group ids are `softmax_fused_mean/g2/n{N}_c{C}`; function ids are a backend name
 //! (`Backend::name`) or `naive`. Throughput is in logits (`N * C` elements), so
 //! criterion's "elem/s" reads as logits per second. Filter with criterion's name
-//! filter, e.g. `cargo bench --bench softmax -- n65536_c80`.
+//! filter, e.g. `cargo bench -p focal-benches --bench softmax -- n65536_c80`.
 //!
 //! The inputs look like a trained classifier's: logits uniform in [-4, 4] with the
 //! label's logit raised by 3 (p_y mostly between 0.3 and 0.99), 1% ignored rows.
@@ -15,7 +15,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use focal::{Backend, ClassAlpha, Reduction, SoftmaxFocal, IGNORE_INDEX};
 
-#[path = "naive/softmax.rs"]
+#[path = "../examples/naive/softmax.rs"]
 mod naive;
 
 /// (N, C): detection-style 80 classes, 3 classes with many rows, 1000 classes.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use focal::{Alpha, Backend, Focal, Reduction};
 
 mod dense_batch;
-#[path = "../benches/naive/mod.rs"]
+#[path = "naive/mod.rs"]
 mod naive;
 
 const ANCHORS: usize = 100_000;

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs `cargo bench --bench sigmoid` and writes its results as the README's speed table
-# (between <!-- speed-table:start --> and <!-- speed-table:end -->) and to
-# target/speed-table.md. Every number in the table comes from this one run: the
+# Runs `cargo bench -p focal-benches --bench sigmoid` and writes its results as the
+# README's speed table (between <!-- speed-table:start --> and <!-- speed-table:end -->)
+# and to target/speed-table.md. Every number in the table comes from this one run: the
 # criterion output goes to a fresh directory (target/speed-table-criterion), so the
 # ratios to the naive port and to the stream floor compare measurements of the same run.
-# With --softmax, the same for `cargo bench --bench softmax`: results in
+# With --softmax, the same for `cargo bench -p focal-benches --bench softmax`: results in
 # target/speed-table-criterion-softmax, the table (written by scripts/softmax-table.py)
 # between <!-- softmax-speed-table:start --> and <!-- softmax-speed-table:end --> and in
 # target/softmax-speed-table.md.
@@ -46,7 +46,7 @@ else
     mkdir -p "$results"
     started=$(date -u '+%Y-%m-%d %H:%M UTC')
     load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
-    CRITERION_HOME="$results" cargo bench --bench "$bench" -- "$@"
+    CRITERION_HOME="$results" cargo bench -p focal-benches --bench "$bench" -- "$@"
     load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
     STARTED="$started" LOAD_BEFORE="$load_before" LOAD_AFTER="$load_after" \
         RUSTC="$(rustc --version)" python3 - "$results/run-info.json" <<'EOF'

@@ -1,7 +1,7 @@
 //! The naive scalar port of the textbook focal loss, as written in most codebases:
 //! BCE with logits, then `pt = exp(-bce)`, then `powf`, gradient by the chain rule
 //! the way autograd evaluates it. It is the baseline every benchmark and the example
-//! compare with. Not part of the crate's API; benches, examples and tests include it
+//! compare with. Not part of the crate's API; the example and the benches include it
 //! with `#[path]`.
 #![allow(dead_code)]
 
