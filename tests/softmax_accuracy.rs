@@ -708,9 +708,11 @@ fn audit_rows() {
 /// subnormal bits lost before the scale.) Rows with the label ahead by 35 to 95,
 /// some ignored, C = 2 (rows in lanes) and C = 40 (classes in lanes); beside them a
 /// row of ordinary loss, where the sum is normal and the kernels' sum stands.
+/// The fused gradient is checked entry by entry too: most of its entries are
+/// below the normal range before the division and normal after it.
 #[test]
 fn tiny_rows_divided_by_a_small_normaliser() {
-    let mut worst = 0.0f64;
+    let (mut worst, mut worst_grad) = (0.0f64, 0.0f64);
     for c in [2usize, 40] {
         for mixed in [false, true] {
             let rows = 37;
@@ -744,6 +746,25 @@ fn tiny_rows_divided_by_a_small_normaliser() {
                                 .loss
                         },
                     )) / f64::from(n);
+                    // The gradient of the reduction: every entry of a row whose
+                    // other classes sit 87 or more below the label is below the
+                    // normal range before the division, and normal after it.
+                    let want_grad: Vec<f64> = labels
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(r, &y)| {
+                            if y < 0 {
+                                return vec![0.0; c];
+                            }
+                            let z = &x[r * c..(r + 1) * c];
+                            let row = reference::row(
+                                &reference::parts(z, y as usize),
+                                f64::from(gamma),
+                                1.0,
+                            );
+                            row.grad.iter().map(|g| g / f64::from(n)).collect()
+                        })
+                        .collect();
                     for backend in Backend::available() {
                         let fl = SoftmaxFocal::new(gamma, ClassAlpha::Off)
                             .and_then(|f| f.with_backend(backend))
@@ -763,10 +784,24 @@ fn tiny_rows_divided_by_a_small_normaliser() {
                                  {what} {v:e}, exact {exact:e} ({err:.2} ULP)"
                             );
                         }
+                        for (i, (&g, &w)) in grad.iter().zip(&want_grad).enumerate() {
+                            let err = ulp_error(g, w, w);
+                            worst_grad = worst_grad.max(err);
+                            assert!(
+                                err <= BAR && (g != 0.0 || !rounds_to_normal(w)),
+                                "{backend:?} C={c} gamma {gamma} DivideBy({n:e}) mixed {mixed}: \
+                                 grad[{}][{}] {g:e}, exact {w:e} ({err:.2} ULP)",
+                                i / c,
+                                i % c
+                            );
+                        }
                     }
                 }
             }
         }
     }
-    println!("tiny rows over a small normaliser: max {worst:.2} ULP");
+    println!(
+        "tiny rows over a small normaliser: reduced loss max {worst:.2} ULP, gradient max \
+         {worst_grad:.2} ULP"
+    );
 }
