@@ -739,30 +739,31 @@ fn tiny_rows_divided_by_a_small_normaliser() {
             }
             for gamma in [0.5f32, 1.0, 2.0] {
                 for n in [0.5f32, 1e-17, 1e-30] {
-                    let exact = exact_sum(labels.iter().enumerate().filter(|(_, &y)| y >= 0).map(
-                        |(r, &y)| {
-                            let z = &x[r * c..(r + 1) * c];
-                            reference::row(&reference::parts(z, y as usize), f64::from(gamma), 1.0)
-                                .loss
-                        },
-                    )) / f64::from(n);
-                    // The gradient of the reduction: every entry of a row whose
-                    // other classes sit 87 or more below the label is below the
-                    // normal range before the division, and normal after it.
-                    let want_grad: Vec<f64> = labels
+                    // The reference rows (None for an ignored row), once for the
+                    // loss and the gradient.
+                    let rows: Vec<_> = labels
                         .iter()
                         .enumerate()
-                        .flat_map(|(r, &y)| {
-                            if y < 0 {
-                                return vec![0.0; c];
-                            }
+                        .map(|(r, &y)| {
                             let z = &x[r * c..(r + 1) * c];
-                            let row = reference::row(
-                                &reference::parts(z, y as usize),
-                                f64::from(gamma),
-                                1.0,
-                            );
-                            row.grad.iter().map(|g| g / f64::from(n)).collect()
+                            (y >= 0).then(|| {
+                                reference::row(
+                                    &reference::parts(z, y as usize),
+                                    f64::from(gamma),
+                                    1.0,
+                                )
+                            })
+                        })
+                        .collect();
+                    let exact = exact_sum(rows.iter().flatten().map(|row| row.loss)) / f64::from(n);
+                    // The gradient of the reduction: the entries of a row whose other
+                    // classes sit far below the label are below the normal range
+                    // before the division, and normal after it.
+                    let want_grad: Vec<f64> = rows
+                        .iter()
+                        .flat_map(|row| match row {
+                            Some(row) => row.grad.iter().map(|g| g / f64::from(n)).collect(),
+                            None => vec![0.0; c],
                         })
                         .collect();
                     for backend in Backend::available() {
